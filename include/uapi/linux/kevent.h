@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * kevent: generic kernel event processing.
+ *
+ * One queue (a kevent file descriptor, made by KEVENT_CTL_INIT) holds
+ * interests ("kevents") in events from many sources: timers, pollable files,
+ * sockets, inodes and network AIO requests. kevent_ctl() adds, modifies and
+ * removes kevents in batches; kevent_get_events() collects ready ones.
+ *
+ * Every field is fixed width and the layout is the same for 32- and 64-bit
+ * userspace. See Documentation/kevent.rst for the semantics of each field,
+ * flag and error code.
+ */
+#ifndef _UAPI_LINUX_KEVENT_H
+#define _UAPI_LINUX_KEVENT_H
+
+#include <linux/types.h>
+
+/* kevent_ctl() commands. */
+#define KEVENT_CTL_INIT		1	/* fd = -1, num = KEVENT_* flags, buf = NULL */
+#define KEVENT_CTL_ADD		2
+#define KEVENT_CTL_REMOVE	3
+#define KEVENT_CTL_MODIFY	4
+
+/*
+ * KEVENT_CTL_INIT flags (passed in num). Their own values, the same on every
+ * architecture (O_CLOEXEC is not), so that this header needs no <fcntl.h>.
+ */
+#define KEVENT_CLOEXEC		0x1	/* close on exec */
+#define KEVENT_NONBLOCK		0x2	/* kevent_get_events() never sleeps */
+
+/* Largest num accepted by one kevent_ctl() call; more is E2BIG. */
+#define KEVENT_CTL_MAX_BATCH	1024
+
+/* kevent_get_events() flags. */
+#define KEVENT_WAIT_ABSTIME	0x1	/* timeout is a CLOCK_MONOTONIC deadline */
+
+/* Event source types (ukevent.type). Zero is never valid. */
+#define KEVENT_TYPE_TIMER	1
+#define KEVENT_TYPE_POLL	2
+#define KEVENT_TYPE_SOCKET	3
+#define KEVENT_TYPE_INODE	4
+#define KEVENT_TYPE_AIO		5
+
+/* KEVENT_TYPE_TIMER events. */
+#define KEVENT_TIMER_FIRED	0x1
+
+/* KEVENT_TYPE_POLL events are the EPOLLIN/EPOLLOUT/... bits of <linux/eventpoll.h>. */
+
+/* KEVENT_TYPE_SOCKET events. */
+#define KEVENT_SOCKET_RECV	0x01	/* data or EOF readable */
+#define KEVENT_SOCKET_SEND	0x02	/* write space */
+#define KEVENT_SOCKET_ACCEPT	0x04	/* a connection is waiting */
+#define KEVENT_SOCKET_CONNECT	0x08	/* an outgoing connect finished */
+#define KEVENT_SOCKET_HUP	0x10	/* peer closed or shut down */
+#define KEVENT_SOCKET_ERR	0x20	/* socket error, -errno in ret_data */
+
+/* KEVENT_TYPE_INODE events. */
+#define KEVENT_INODE_CREATE	0x1
+#define KEVENT_INODE_REMOVE	0x2
+
+/* Request flags (ukevent.req_flags). */
+#define KEVENT_REQ_ONESHOT	0x01	/* removed after its first delivery */
+#define KEVENT_REQ_ET		0x02	/* edge triggered: once per new activity */
+#define KEVENT_REQ_WAKEUP_ALL	0x04	/* wake every waiter, not just one */
+#define KEVENT_REQ_ABSTIME	0x08	/* timer: arg[0] is a CLOCK_MONOTONIC deadline */
+
+/* Return flags (ukevent.ret_flags), written by the kernel. */
+#define KEVENT_RET_DONE		0x01	/* ctl: entry took effect; event delivered */
+#define KEVENT_RET_BROKEN	0x02	/* ctl entry failed, or source gone: -errno in ret_data */
+
+/**
+ * struct ukevent - one kevent, as registered and as delivered
+ * @user_data:	opaque cookie, returned unchanged with every event
+ * @id:		what to watch: an fd (poll, socket, inode, AIO) or a
+ *		caller-chosen timer id; (type, id) names the kevent in its queue
+ * @type:	KEVENT_TYPE_*
+ * @event:	requested event mask; on delivery, the events that fired
+ * @req_flags:	KEVENT_REQ_*
+ * @ret_flags:	KEVENT_RET_*, written by the kernel
+ * @ret_data:	result: a count (timer expirations, bytes) or a -errno
+ * @arg:	per-type arguments (timer: arg[0] expiry in ns, relative or
+ *		absolute, arg[1] period in ns or 0; AIO: buffer address and
+ *		length, or file offset and count for sendfile); zero otherwise
+ * @arg_fd:	AIO sendfile: the source file descriptor; zero otherwise
+ * @reserved:	must be zero
+ */
+struct ukevent {
+	__u64	user_data;
+	__u64	id;
+	__u32	type;
+	__u32	event;
+	__u32	req_flags;
+	__u32	ret_flags;
+	__s64	ret_data;
+	__u64	arg[2];
+	__u32	arg_fd;
+	__u32	reserved;
+};
+
+#endif /* _UAPI_LINUX_KEVENT_H */

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The system calls: argument checks and dispatch.
+//!
+//! Each `#[export]` function is called by its `SYSCALL_DEFINE` shim in `syscalls.c`; its
+//! signature is checked against the prototype in `<linux/kevent.h>`.
+
+use crate::{abi::*, queue::Queue};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_long, c_uint, c_void},
+    fs::{file::FileDescriptorReservation, LocalFile},
+    prelude::*,
+    sync::aref::ARef,
+    uaccess::{UserPtr, UserSlice},
+};
+
+fn to_long(res: Result<usize>) -> c_long {
+    match res {
+        Ok(n) => n as c_long,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// Looks up the kevent queue file `fd`: `EBADF` if it is not open, `EINVAL` if it is not a
+/// kevent queue.
+fn queue_file(fd: c_int) -> Result<ARef<LocalFile>> {
+    let fd = u32::try_from(fd).map_err(|_| EBADF)?;
+    let file = LocalFile::fget(fd)?;
+    Queue::from_file(&file)?;
+    Ok(file)
+}
+
+/// Checks the arguments of `kevent_ctl()` that do not need the queue.
+pub(crate) fn check_ctl(fd: c_int, cmd: c_uint, num: c_uint, buf_is_null: bool) -> Result {
+    match cmd {
+        KEVENT_CTL_INIT => {
+            if fd != -1 || !buf_is_null || num & !INIT_FLAGS != 0 {
+                return Err(EINVAL);
+            }
+        }
+        KEVENT_CTL_ADD | KEVENT_CTL_REMOVE | KEVENT_CTL_MODIFY => {
+            if num > KEVENT_CTL_MAX_BATCH {
+                return Err(E2BIG);
+            }
+        }
+        _ => return Err(EINVAL),
+    }
+    Ok(())
+}
+
+fn init(flags: u32) -> Result<usize> {
+    let cloexec = if flags & KEVENT_CLOEXEC != 0 {
+        bindings::O_CLOEXEC
+    } else {
+        0
+    };
+    let nonblock = if flags & KEVENT_NONBLOCK != 0 {
+        bindings::O_NONBLOCK
+    } else {
+        0
+    };
+    let fdr = FileDescriptorReservation::get_unused_fd_flags(cloexec)?;
+    let file = Queue::new_file(nonblock)?;
+    let fd = fdr.reserved_fd();
+    fdr.fd_install(file);
+    Ok(fd as usize)
+}
+
+/// Applies one entry of a `kevent_ctl()` batch.
+fn ctl_one(_queue: &Queue, _cmd: c_uint, uk: &Ukevent) -> Result {
+    if uk.0.reserved != 0 {
+        return Err(EINVAL);
+    }
+    // No event source is registered yet: every type is unknown.
+    Err(EINVAL)
+}
+
+fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
+    check_ctl(fd, cmd, num, buf.as_const_ptr().is_null())?;
+    if cmd == KEVENT_CTL_INIT {
+        return init(num);
+    }
+    let file = queue_file(fd)?;
+    let queue = Queue::from_file(&file)?;
+    let num = num as usize;
+    if num == 0 {
+        return Ok(0);
+    }
+    // `num <= KEVENT_CTL_MAX_BATCH`, so this cannot overflow.
+    let (mut reader, mut writer) = UserSlice::new(buf, num * UKEVENT_SIZE).reader_writer();
+    // Read the whole batch first: a fault here changes nothing.
+    let mut batch = KVec::with_capacity(num, GFP_KERNEL)?;
+    for _ in 0..num {
+        batch.push(reader.read::<Ukevent>()?, GFP_KERNEL)?;
+    }
+    let mut done = 0;
+    for uk in batch.iter_mut() {
+        match ctl_one(&queue, cmd, uk) {
+            Ok(()) => {
+                uk.0.ret_flags = KEVENT_RET_DONE;
+                uk.0.ret_data = 0;
+                done += 1;
+            }
+            Err(e) => {
+                uk.0.ret_flags = KEVENT_RET_BROKEN;
+                uk.0.ret_data = e.to_errno().into();
+            }
+        }
+    }
+    // The entries took effect whether or not their results can be written back.
+    for uk in batch.iter() {
+        if writer.write(uk).is_err() {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Checks the arguments of `kevent_get_events()` that do not need the queue.
+pub(crate) fn check_get_events(min_nr: c_uint, max_nr: c_uint, flags: c_uint) -> Result {
+    if flags & !WAIT_FLAGS != 0 || max_nr == 0 || min_nr > max_nr {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+fn get_events(
+    fd: c_int,
+    min_nr: c_uint,
+    max_nr: c_uint,
+    timeout: UserPtr,
+    _buf: UserPtr,
+    flags: c_uint,
+) -> Result<usize> {
+    check_get_events(min_nr, max_nr, flags)?;
+    let file = queue_file(fd)?;
+    let queue = Queue::from_file(&file)?;
+    let timeout_ns = if timeout.as_const_ptr().is_null() {
+        None
+    } else {
+        let mut r =
+            UserSlice::new(timeout, core::mem::size_of::<bindings::__kernel_timespec>()).reader();
+        let mut ts = bindings::__kernel_timespec::default();
+        // SAFETY: `__kernel_timespec` is two integers: any bytes are a valid value.
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(
+                (&raw mut ts).cast::<u8>(),
+                core::mem::size_of::<bindings::__kernel_timespec>(),
+            )
+        };
+        r.read_slice(bytes)?;
+        let ns = timespec_to_ns(&ts)?;
+        if flags & KEVENT_WAIT_ABSTIME != 0 {
+            // SAFETY: `ktime_get` has no preconditions.
+            let now = unsafe { bindings::ktime_get() };
+            Some(ns.saturating_sub(now).max(0))
+        } else {
+            Some(ns)
+        }
+    };
+    let nonblock = file.flags() & bindings::O_NONBLOCK != 0;
+    if nonblock || timeout_ns == Some(0) || min_nr == 0 {
+        return Ok(0);
+    }
+    // No source can make a kevent ready yet: sleep until the timeout or a signal.
+    let mut guard = queue.inner.lock();
+    let jiffies = match timeout_ns {
+        None => kernel::time::Jiffies::MAX,
+        Some(ns) => {
+            let ms = u32::try_from(ns.saturating_add(999_999) / 1_000_000).unwrap_or(u32::MAX);
+            kernel::time::msecs_to_jiffies(ms)
+        }
+    };
+    while guard.nr_ready == 0 {
+        if kernel::current!().signal_pending() {
+            return Err(EINTR);
+        }
+        if let kernel::sync::CondVarTimeoutResult::Timeout =
+            queue.wait.wait_interruptible_timeout(&mut guard, jiffies)
+        {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// `kevent_ctl(fd, cmd, num, buf)`.
+///
+/// # Safety
+///
+/// Called only by the syscall shim; `buf` is an unchecked user pointer.
+#[export]
+pub unsafe extern "C" fn kevent_sys_ctl(
+    fd: c_int,
+    cmd: c_uint,
+    num: c_uint,
+    buf: *mut c_void,
+) -> c_long {
+    to_long(ctl(fd, cmd, num, UserPtr::from_ptr(buf)))
+}
+
+/// `kevent_get_events(fd, min_nr, max_nr, timeout, buf, flags)`.
+///
+/// # Safety
+///
+/// Called only by the syscall shim; `timeout` and `buf` are unchecked user pointers.
+#[export]
+pub unsafe extern "C" fn kevent_sys_get_events(
+    fd: c_int,
+    min_nr: c_uint,
+    max_nr: c_uint,
+    timeout: *const bindings::__kernel_timespec,
+    buf: *mut c_void,
+    flags: c_uint,
+) -> c_long {
+    to_long(get_events(
+        fd,
+        min_nr,
+        max_nr,
+        UserPtr::from_ptr(timeout.cast_mut().cast()),
+        UserPtr::from_ptr(buf),
+        flags,
+    ))
+}
+
+#[kunit_tests(kevent_syscalls)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctl_commands() {
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, 0, true), Ok(()));
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, INIT_FLAGS, true), Ok(()));
+        assert_eq!(check_ctl(3, KEVENT_CTL_INIT, 0, true), Err(EINVAL));
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, 0, false), Err(EINVAL));
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, 0x4, true), Err(EINVAL));
+        assert_eq!(check_ctl(3, 0, 0, true), Err(EINVAL));
+        assert_eq!(check_ctl(3, 99, 0, true), Err(EINVAL));
+    }
+
+    #[test]
+    fn ctl_batch_limit() {
+        for cmd in [KEVENT_CTL_ADD, KEVENT_CTL_REMOVE, KEVENT_CTL_MODIFY] {
+            assert_eq!(check_ctl(3, cmd, KEVENT_CTL_MAX_BATCH, false), Ok(()));
+            assert_eq!(
+                check_ctl(3, cmd, KEVENT_CTL_MAX_BATCH + 1, false),
+                Err(E2BIG)
+            );
+            assert_eq!(check_ctl(3, cmd, u32::MAX, false), Err(E2BIG));
+        }
+    }
+
+    #[test]
+    fn get_events_args() {
+        assert_eq!(check_get_events(0, 1, 0), Ok(()));
+        assert_eq!(check_get_events(1, 1, KEVENT_WAIT_ABSTIME), Ok(()));
+        assert_eq!(check_get_events(0, 0, 0), Err(EINVAL));
+        assert_eq!(check_get_events(2, 1, 0), Err(EINVAL));
+        assert_eq!(check_get_events(1, 1, 2), Err(EINVAL));
+    }
+}
