@@ -13,13 +13,23 @@ use kernel::{
 
 pub(crate) use uapi::{
     KEVENT_CLOEXEC, KEVENT_CTL_ADD, KEVENT_CTL_INIT, KEVENT_CTL_MAX_BATCH, KEVENT_CTL_MODIFY,
-    KEVENT_CTL_REMOVE, KEVENT_NONBLOCK, KEVENT_RET_BROKEN, KEVENT_RET_DONE, KEVENT_WAIT_ABSTIME,
+    KEVENT_CTL_REMOVE, KEVENT_NONBLOCK, KEVENT_REQ_ABSTIME, KEVENT_REQ_ET, KEVENT_REQ_ONESHOT,
+    KEVENT_REQ_WAKEUP_ALL, KEVENT_RET_BROKEN, KEVENT_RET_DONE, KEVENT_TIMER_FIRED,
+    KEVENT_TYPE_TIMER, KEVENT_WAIT_ABSTIME,
 };
 
 /// A `struct ukevent` as copied from or to userspace.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub(crate) struct Ukevent(pub(crate) uapi::ukevent);
+
+impl Ukevent {
+    /// An all-zero `struct ukevent`.
+    pub(crate) fn zeroed() -> Self {
+        // SAFETY: `struct ukevent` has only integer fields: all zeroes is a valid value.
+        Self(unsafe { core::mem::zeroed() })
+    }
+}
 
 // SAFETY: `struct ukevent` has only integer fields and no padding (checked below), so every
 // bit pattern is valid and it has no uninitialised bytes.

@@ -6,28 +6,49 @@
 //! `kevent_ctl(-1, KEVENT_CTL_INIT, flags, NULL)`. Userspace registers interests ("kevents") in
 //! it with `kevent_ctl()` and collects ready ones with `kevent_get_events()`.
 //!
-//! This crate is the core: the queue, the two system calls and the checks on their arguments.
-//! The syscall entry points are C shims (`syscalls.c`) that call the `#[export]` functions in
-//! [`syscalls`]. See Documentation/kevent.rst.
+//! One concept a file: [`abi`] (the uapi types), [`event`] (one kevent), [`storage`] (the
+//! kevents of one source object), [`source`] (the trait every source implements), [`queue`]
+//! (a queue: index, ready list, waiting and delivery; its locking is documented there),
+//! [`syscalls`] (the system calls). The sources (so far [`timer`]) are found by the core
+//! through [`source_of`], which never names one. The syscall entry points are C shims
+//! (`syscalls.c`) that call the `#[export]` functions in [`syscalls`].
+//! See Documentation/kevent.rst.
 
 use kernel::prelude::*;
 
 mod abi;
+mod event;
 mod queue;
+mod source;
+mod storage;
 pub mod syscalls;
+mod timer;
+
+#[cfg(CONFIG_KEVENT_KUNIT_TEST)]
+mod engine_tests;
+
+use source::Source;
+
+/// The event sources, one a `KEVENT_TYPE_*`.
+static SOURCES: &[&dyn Source] = &[&timer::TimerSource];
+
+/// The source of events of type `ty`, if there is one.
+pub(crate) fn source_of(ty: u32) -> Option<&'static dyn Source> {
+    SOURCES.iter().copied().find(|s| s.kind() == ty)
+}
 
 module! {
-    type: Kevent,
+    type: KeventModule,
     name: "kevent",
     authors: ["kevent maintainers"],
     description: "Generic kernel event processing",
     license: "GPL",
 }
 
-struct Kevent;
+struct KeventModule;
 
-impl kernel::Module for Kevent {
+impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        Ok(Kevent)
+        Ok(KeventModule)
     }
 }

@@ -5,14 +5,19 @@
 //! Each `#[export]` function is called by its `SYSCALL_DEFINE` shim in `syscalls.c`; its
 //! signature is checked against the prototype in `<linux/kevent.h>`.
 
-use crate::{abi::*, queue::Queue};
+use crate::{
+    abi::*,
+    queue::{Queue, Sink},
+};
+use core::mem::size_of;
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_void},
     fs::{file::FileDescriptorReservation, LocalFile},
     prelude::*,
-    sync::aref::ARef,
-    uaccess::{UserPtr, UserSlice},
+    sync::{aref::ARef, ArcBorrow},
+    time::{Instant, Monotonic},
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
 fn to_long(res: Result<usize>) -> c_long {
@@ -68,12 +73,21 @@ fn init(flags: u32) -> Result<usize> {
 }
 
 /// Applies one entry of a `kevent_ctl()` batch.
-fn ctl_one(_queue: &Queue, _cmd: c_uint, uk: &Ukevent) -> Result {
+fn ctl_one(queue: ArcBorrow<'_, Queue>, cmd: c_uint, uk: &Ukevent) -> Result {
     if uk.0.reserved != 0 {
         return Err(EINVAL);
     }
-    // No event source is registered yet: every type is unknown.
-    Err(EINVAL)
+    match cmd {
+        KEVENT_CTL_REMOVE => queue.remove(uk),
+        _ => {
+            let src = crate::source_of(uk.0.type_).ok_or(EINVAL)?;
+            if cmd == KEVENT_CTL_ADD {
+                queue.add(src, uk)
+            } else {
+                queue.modify(src, uk)
+            }
+        }
+    }
 }
 
 fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
@@ -96,7 +110,7 @@ fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
     }
     let mut done = 0;
     for uk in batch.iter_mut() {
-        match ctl_one(&queue, cmd, uk) {
+        match ctl_one(queue, cmd, uk) {
             Ok(()) => {
                 uk.0.ret_flags = KEVENT_RET_DONE;
                 uk.0.ret_data = 0;
@@ -125,64 +139,62 @@ pub(crate) fn check_get_events(min_nr: c_uint, max_nr: c_uint, flags: c_uint) ->
     Ok(())
 }
 
+/// Copies delivered events to userspace.
+struct UserSink(UserSliceWriter);
+
+impl Sink for UserSink {
+    fn put(&mut self, uk: &Ukevent) -> Result {
+        self.0.write(uk)
+    }
+}
+
+/// Reads the `kevent_get_events()` timeout: `None` waits forever, otherwise the deadline.
+fn read_deadline(timeout: UserPtr, flags: c_uint) -> Result<Option<Instant<Monotonic>>> {
+    if timeout.as_const_ptr().is_null() {
+        return Ok(None);
+    }
+    let mut r = UserSlice::new(timeout, size_of::<bindings::__kernel_timespec>()).reader();
+    let mut ts = bindings::__kernel_timespec::default();
+    // SAFETY: `__kernel_timespec` is two integers: any bytes are a valid value.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(
+            (&raw mut ts).cast::<u8>(),
+            size_of::<bindings::__kernel_timespec>(),
+        )
+    };
+    r.read_slice(bytes)?;
+    let ns = timespec_to_ns(&ts)?;
+    let deadline = if flags & KEVENT_WAIT_ABSTIME != 0 {
+        ns
+    } else {
+        Instant::<Monotonic>::now().as_nanos().saturating_add(ns)
+    };
+    // `ns` is non-negative, so is `deadline`.
+    Ok(Instant::from_nanos(deadline))
+}
+
 fn get_events(
     fd: c_int,
     min_nr: c_uint,
     max_nr: c_uint,
     timeout: UserPtr,
-    _buf: UserPtr,
+    buf: UserPtr,
     flags: c_uint,
 ) -> Result<usize> {
     check_get_events(min_nr, max_nr, flags)?;
     let file = queue_file(fd)?;
     let queue = Queue::from_file(&file)?;
-    let timeout_ns = if timeout.as_const_ptr().is_null() {
-        None
-    } else {
-        let mut r =
-            UserSlice::new(timeout, core::mem::size_of::<bindings::__kernel_timespec>()).reader();
-        let mut ts = bindings::__kernel_timespec::default();
-        // SAFETY: `__kernel_timespec` is two integers: any bytes are a valid value.
-        let bytes = unsafe {
-            core::slice::from_raw_parts_mut(
-                (&raw mut ts).cast::<u8>(),
-                core::mem::size_of::<bindings::__kernel_timespec>(),
-            )
-        };
-        r.read_slice(bytes)?;
-        let ns = timespec_to_ns(&ts)?;
-        if flags & KEVENT_WAIT_ABSTIME != 0 {
-            // SAFETY: `ktime_get` has no preconditions.
-            let now = unsafe { bindings::ktime_get() };
-            Some(ns.saturating_sub(now).max(0))
-        } else {
-            Some(ns)
-        }
-    };
+    let deadline = read_deadline(timeout, flags)?;
     let nonblock = file.flags() & bindings::O_NONBLOCK != 0;
-    if nonblock || timeout_ns == Some(0) || min_nr == 0 {
-        return Ok(0);
-    }
-    // No source can make a kevent ready yet: sleep until the timeout or a signal.
-    let mut guard = queue.inner.lock();
-    let jiffies = match timeout_ns {
-        None => kernel::time::Jiffies::MAX,
-        Some(ns) => {
-            let ms = u32::try_from(ns.saturating_add(999_999) / 1_000_000).unwrap_or(u32::MAX);
-            kernel::time::msecs_to_jiffies(ms)
-        }
-    };
-    while guard.nr_ready == 0 {
-        if kernel::current!().signal_pending() {
-            return Err(EINTR);
-        }
-        if let kernel::sync::CondVarTimeoutResult::Timeout =
-            queue.wait.wait_interruptible_timeout(&mut guard, jiffies)
-        {
-            break;
-        }
-    }
-    Ok(0)
+    let len = (max_nr as usize).checked_mul(UKEVENT_SIZE).ok_or(EINVAL)?;
+    let mut sink = UserSink(UserSlice::new(buf, len).writer());
+    queue.get_events(
+        min_nr as usize,
+        max_nr as usize,
+        deadline,
+        nonblock,
+        &mut sink,
+    )
 }
 
 /// `kevent_ctl(fd, cmd, num, buf)`.

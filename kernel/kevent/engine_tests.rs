@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the engine, driven by a fake source whose readiness the tests set.
+
+use crate::{
+    abi::*,
+    event::Kevent,
+    queue::{Queue, Sink},
+    source::{Attached, Source},
+    storage::Storage,
+};
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{ordering, Atomic},
+        Arc,
+    },
+    time::{Delta, Instant, Monotonic},
+};
+
+const FAKE_TYPE: u32 = 0x7fff_0001;
+const IN: u32 = 0x1;
+const OUT: u32 = 0x2;
+
+/// A source object: a storage and a level the tests set.
+#[pin_data]
+struct FakeObj {
+    #[pin]
+    storage: Storage,
+    level: Atomic<u32>,
+}
+
+impl FakeObj {
+    fn new() -> Arc<FakeObj> {
+        Arc::pin_init(
+            pin_init!(FakeObj {
+                storage <- Storage::new(),
+                level: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )
+        .unwrap()
+    }
+
+    /// The object becomes ready for `events` (level) and notifies them (edge).
+    fn fire(&self, events: u32) {
+        self.level.store(events, ordering::Relaxed);
+        self.storage.ready(events, 1);
+    }
+}
+
+struct FakeSource(Arc<FakeObj>);
+
+struct FakeAttached(Arc<FakeObj>);
+
+impl Attached for FakeAttached {
+    fn detach(&self, kevent: &Kevent) {
+        self.0.storage.dequeue(kevent);
+    }
+
+    fn recheck(&self, _kevent: &Kevent, events: u32) -> Option<u32> {
+        Some(self.0.level.load(ordering::Relaxed) & events)
+    }
+}
+
+impl Source for FakeSource {
+    fn kind(&self) -> u32 {
+        FAKE_TYPE
+    }
+
+    fn events(&self) -> u32 {
+        IN | OUT
+    }
+
+    fn check(&self, uk: &Ukevent) -> Result {
+        if uk.0.arg_fd != 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+        self.0.storage.enqueue(kevent)?;
+        let now = self.0.level.load(ordering::Relaxed) & uk.0.event;
+        if now != 0 {
+            Kevent::notify(kevent.as_arc_borrow(), now, 0);
+        }
+        Ok(Arc::new(FakeAttached(self.0.clone()), GFP_KERNEL)?)
+    }
+}
+
+/// A sink into a vector, which faults after `room` events.
+struct VecSink {
+    got: KVec<Ukevent>,
+    room: usize,
+}
+
+impl VecSink {
+    fn new(room: usize) -> Self {
+        VecSink {
+            got: KVec::new(),
+            room,
+        }
+    }
+}
+
+impl Sink for VecSink {
+    fn put(&mut self, uk: &Ukevent) -> Result {
+        if self.got.len() >= self.room {
+            return Err(EFAULT);
+        }
+        self.got.push(*uk, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+fn uk(id: u64, event: u32, flags: u32) -> Ukevent {
+    let mut uk = Ukevent::zeroed();
+    uk.0.type_ = FAKE_TYPE;
+    uk.0.id = id;
+    uk.0.event = event;
+    uk.0.req_flags = flags;
+    uk.0.user_data = 0x1000 + id;
+    uk
+}
+
+fn poll(q: &Queue, max: usize) -> VecSink {
+    let mut sink = VecSink::new(usize::MAX);
+    let n = q
+        .get_events(0, max, Some(Instant::now()), true, &mut sink)
+        .unwrap();
+    assert_eq!(n, sink.got.len());
+    sink
+}
+
+#[kunit_tests(kevent_engine)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_remove_errors() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Ok(()));
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Err(EEXIST));
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(2, 0, 0)), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(2, 0x4, 0)), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(2, IN, 0x80)), Err(EINVAL));
+        let mut bad = uk(2, IN, 0);
+        bad.0.reserved = 1;
+        assert_eq!(q.as_arc_borrow().add(&src, &bad), Err(EINVAL));
+        assert_eq!(q.remove(&uk(2, IN, 0)), Err(ENOENT));
+        assert_eq!(q.modify(&src, &uk(2, IN, 0)), Err(ENOENT));
+        assert_eq!(q.remove(&uk(1, IN, 0)), Ok(()));
+        assert!(obj.storage.is_empty());
+        assert_eq!(q.remove(&uk(1, IN, 0)), Err(ENOENT));
+    }
+
+    #[test]
+    fn ready_once_per_activity() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        q.as_arc_borrow().add(&src, &uk(2, OUT, 0)).unwrap();
+        assert_eq!(q.nr_ready(), 0);
+        obj.fire(IN);
+        obj.fire(IN);
+        // Only the kevent that asked for IN, and only once.
+        assert_eq!(q.nr_ready(), 1);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.id, 1);
+        assert_eq!(got[0].0.user_data, 0x1001);
+        assert_eq!(got[0].0.event, IN);
+        assert_eq!(got[0].0.ret_flags, KEVENT_RET_DONE);
+    }
+
+    #[test]
+    fn level_triggered_rechecks() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        obj.fire(IN);
+        // Still ready: reported again and again.
+        assert_eq!(poll(&q, 8).got.len(), 1);
+        assert_eq!(poll(&q, 8).got.len(), 1);
+        // No longer ready: not reported, even though it was queued.
+        obj.level.store(0, ordering::Relaxed);
+        assert_eq!(poll(&q, 8).got.len(), 0);
+        assert_eq!(q.nr_ready(), 0);
+    }
+
+    #[test]
+    fn edge_triggered_once() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow()
+            .add(&src, &uk(1, IN, KEVENT_REQ_ET))
+            .unwrap();
+        obj.fire(IN);
+        assert_eq!(poll(&q, 8).got.len(), 1);
+        // Still ready, but no new activity.
+        assert_eq!(poll(&q, 8).got.len(), 0);
+        obj.fire(IN);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.ret_data, 1);
+    }
+
+    #[test]
+    fn oneshot_removed_after_delivery() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow()
+            .add(&src, &uk(1, IN, KEVENT_REQ_ONESHOT))
+            .unwrap();
+        obj.fire(IN);
+        assert_eq!(poll(&q, 8).got.len(), 1);
+        assert!(obj.storage.is_empty());
+        assert_eq!(q.remove(&uk(1, IN, 0)), Err(ENOENT));
+        obj.fire(IN);
+        assert_eq!(poll(&q, 8).got.len(), 0);
+    }
+
+    #[test]
+    fn max_and_order() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        for id in 0..5 {
+            q.as_arc_borrow()
+                .add(&src, &uk(id, IN, KEVENT_REQ_ET))
+                .unwrap();
+        }
+        obj.fire(IN);
+        assert_eq!(q.nr_ready(), 5);
+        let a = poll(&q, 2).got;
+        assert_eq!((a.len(), a[0].0.id, a[1].0.id), (2, 0, 1));
+        let b = poll(&q, 8).got;
+        assert_eq!((b.len(), b[0].0.id, b[2].0.id), (3, 2, 4));
+    }
+
+    #[test]
+    fn fault_loses_nothing() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        for id in 0..3 {
+            q.as_arc_borrow()
+                .add(&src, &uk(id, IN, KEVENT_REQ_ET))
+                .unwrap();
+        }
+        obj.fire(IN);
+        let mut none = VecSink::new(0);
+        assert_eq!(q.get_events(0, 8, None, true, &mut none), Err(EFAULT));
+        let mut one = VecSink::new(1);
+        assert_eq!(q.get_events(0, 8, None, true, &mut one), Ok(1));
+        assert_eq!(one.got[0].0.id, 0);
+        let rest = poll(&q, 8).got;
+        assert_eq!((rest.len(), rest[0].0.id, rest[1].0.id), (2, 1, 2));
+    }
+
+    #[test]
+    fn broken_source_reported_once() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        obj.storage.fini(EPIPE.to_errno().into());
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.ret_flags, KEVENT_RET_BROKEN);
+        assert_eq!(got[0].0.ret_data, EPIPE.to_errno().into());
+        // Freed after the report.
+        assert_eq!(q.remove(&uk(1, IN, 0)), Err(ENOENT));
+    }
+
+    #[test]
+    fn modify_rearms() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        obj.level.store(OUT, ordering::Relaxed);
+        let mut m = uk(1, OUT, 0);
+        m.0.user_data = 77;
+        assert_eq!(q.modify(&src, &m), Ok(()));
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.event, got[0].0.user_data), (OUT, 77));
+    }
+
+    #[test]
+    fn min_nr_and_timeout() {
+        let q = Queue::new().unwrap();
+        let obj = FakeObj::new();
+        let src = FakeSource(obj.clone());
+        q.as_arc_borrow()
+            .add(&src, &uk(1, IN, KEVENT_REQ_ET))
+            .unwrap();
+        q.as_arc_borrow()
+            .add(&src, &uk(2, IN, KEVENT_REQ_ET))
+            .unwrap();
+        let mut sink = VecSink::new(8);
+        // Nothing ready: waits out the deadline and returns 0.
+        let start = Instant::<Monotonic>::now();
+        let deadline = start + Delta::from_millis(20);
+        assert_eq!(q.get_events(1, 8, Some(deadline), false, &mut sink), Ok(0));
+        assert!(Instant::<Monotonic>::now().as_nanos() >= deadline.as_nanos());
+        // Fewer than min_nr ready: returns what there is at the deadline.
+        obj.fire(IN);
+        q.remove(&uk(2, IN, 0)).unwrap();
+        let deadline = Instant::<Monotonic>::now() + Delta::from_millis(10);
+        assert_eq!(q.get_events(2, 8, Some(deadline), false, &mut sink), Ok(1));
+    }
+
+    #[test]
+    fn release_frees_everything() {
+        let obj = FakeObj::new();
+        {
+            let q = Queue::new().unwrap();
+            let src = FakeSource(obj.clone());
+            for id in 0..4 {
+                q.as_arc_borrow().add(&src, &uk(id, IN, 0)).unwrap();
+            }
+            obj.fire(IN);
+            q.release_all();
+        }
+        assert!(obj.storage.is_empty());
+    }
+}

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One kevent: one interest of one queue in one source of events.
+//!
+//! A kevent is on up to three lists: its queue's index of all kevents (an rbtree keyed by
+//! `(type, id)`, owning an `Arc`), its queue's ready list (while ready, list id [`READY`]), and the
+//! list of its storage (while attached to one, list id [`STORAGE`]).
+
+use crate::{
+    abi::*,
+    queue::{Index, Queue, ReadyList},
+    source::Attached,
+};
+use kernel::{
+    list::{AtomicTracker, ListArc, ListLinks, TryNewListArc},
+    prelude::*,
+    sync::{Arc, ArcBorrow, LockedBy},
+};
+
+/// List id of a queue's ready list.
+pub(crate) const READY: u64 = 0;
+/// List id of a storage's list.
+pub(crate) const STORAGE: u64 = 1;
+
+/// What names a kevent in its queue.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) struct Key {
+    pub(crate) ty: u32,
+    pub(crate) id: u64,
+}
+
+/// What userspace asked for; changed by `KEVENT_CTL_MODIFY`.
+#[derive(Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) user_data: u64,
+    pub(crate) event: u32,
+    pub(crate) flags: u32,
+}
+
+/// The delivery state of a kevent, guarded by its queue's ready lock.
+pub(crate) struct State {
+    pub(crate) req: Request,
+    /// Events that fired since the last delivery.
+    pub(crate) fired: u32,
+    /// Accumulated result since the last delivery (for example timer expirations).
+    pub(crate) data: i64,
+    /// The source is gone or failed: deliver once with `KEVENT_RET_BROKEN` and `-errno`.
+    pub(crate) broken: Option<i64>,
+    /// Removed from its queue: notifications are ignored from now on.
+    pub(crate) dead: bool,
+}
+
+/// A registered kevent.
+#[pin_data]
+pub(crate) struct Kevent {
+    pub(crate) key: Key,
+    pub(crate) queue: Arc<Queue>,
+    #[pin]
+    ready_links: ListLinks<READY>,
+    #[pin]
+    ready_track: AtomicTracker<READY>,
+    #[pin]
+    storage_links: ListLinks<STORAGE>,
+    #[pin]
+    storage_track: AtomicTracker<STORAGE>,
+    pub(crate) state: LockedBy<State, ReadyList>,
+    /// The source's side of this kevent, guarded by the queue's control lock.
+    pub(crate) attached: LockedBy<Option<Arc<dyn Attached>>, Index>,
+}
+
+kernel::list::impl_list_arc_safe! {
+    impl ListArcSafe<READY> for Kevent { tracked_by ready_track: AtomicTracker<READY>; }
+    impl ListArcSafe<STORAGE> for Kevent { tracked_by storage_track: AtomicTracker<STORAGE>; }
+}
+kernel::list::impl_list_item! {
+    impl ListItem<READY> for Kevent { using ListLinks { self.ready_links }; }
+    impl ListItem<STORAGE> for Kevent { using ListLinks { self.storage_links }; }
+}
+
+/// Whom to wake after a kevent became ready.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Wake {
+    None,
+    One,
+    All,
+}
+
+impl Kevent {
+    /// Allocates a kevent for `queue`, not yet attached to a source nor indexed.
+    pub(crate) fn new(queue: &Arc<Queue>, key: Key, req: Request) -> Result<Arc<Kevent>> {
+        Arc::pin_init(
+            try_pin_init!(Kevent {
+                key,
+                queue: queue.clone(),
+                ready_links <- ListLinks::new(),
+                ready_track <- AtomicTracker::new(),
+                storage_links <- ListLinks::new(),
+                storage_track <- AtomicTracker::new(),
+                state: LockedBy::new(
+                    &queue.ready,
+                    State {
+                        req,
+                        fired: 0,
+                        data: 0,
+                        broken: None,
+                        dead: false,
+                    },
+                ),
+                attached: LockedBy::new(&queue.index, None),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// Reports `events` (and `data`, added to the result) from the source.
+    ///
+    /// This is the notification path: it may run in hard or soft interrupt context, never
+    /// allocates and never sleeps. A kevent that is not already ready goes to the tail of its
+    /// queue's ready list and one waiter (or all, with `KEVENT_REQ_WAKEUP_ALL`) is woken.
+    pub(crate) fn notify(this: ArcBorrow<'_, Kevent>, events: u32, data: i64) {
+        let wake = {
+            let mut ready = this.queue.ready.lock();
+            let wake = Self::mark(this, &mut ready, events, data, None);
+            drop(ready);
+            wake
+        };
+        this.queue.wake(wake);
+    }
+
+    /// Reports that the source is gone or failed with `errno` (negative): the kevent is
+    /// delivered once with `KEVENT_RET_BROKEN`.
+    pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, errno: i64) {
+        let wake = {
+            let mut ready = this.queue.ready.lock();
+            Self::mark(this, &mut ready, 0, 0, Some(errno))
+        };
+        this.queue.wake(wake);
+    }
+
+    fn mark(
+        this: ArcBorrow<'_, Kevent>,
+        ready: &mut ReadyList,
+        events: u32,
+        data: i64,
+        broken: Option<i64>,
+    ) -> Wake {
+        let st = this.state.access_mut(ready);
+        let events = events & st.req.event;
+        if st.dead || (events == 0 && broken.is_none()) {
+            return Wake::None;
+        }
+        st.fired |= events;
+        st.data = st.data.saturating_add(data);
+        if broken.is_some() {
+            st.broken = broken;
+        }
+        let all = st.req.flags & KEVENT_REQ_WAKEUP_ALL != 0;
+        match ListArc::<Kevent, READY>::try_from_arc_borrow(this) {
+            Some(item) => {
+                ready.push(item);
+                if all {
+                    Wake::All
+                } else {
+                    Wake::One
+                }
+            }
+            // Already ready (or being delivered): the new events are merged.
+            None => Wake::None,
+        }
+    }
+
+    /// Takes the source's side of the kevent, if attached.
+    pub(crate) fn take_attached(&self, index: &mut Index) -> Option<Arc<dyn Attached>> {
+        self.attached.access_mut(index).take()
+    }
+}

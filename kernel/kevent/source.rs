@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The source trait: what every event source implements.
+//!
+//! A source handles one `KEVENT_TYPE_*`. The core finds it in the table the crate root builds
+//! (see `kevent.rs`) and never names a concrete source: adding a source means adding a file
+//! that implements [`Source`] and one line to that table.
+
+use crate::{abi::Ukevent, event::Kevent};
+use kernel::{prelude::*, sync::Arc};
+
+/// An event source.
+pub(crate) trait Source: Sync {
+    /// The `KEVENT_TYPE_*` this source handles.
+    fn kind(&self) -> u32;
+
+    /// The event bits this source accepts in `ukevent.event`.
+    fn events(&self) -> u32;
+
+    /// The request flags this source accepts, beyond the common ones
+    /// (`KEVENT_REQ_ONESHOT`, `KEVENT_REQ_ET`, `KEVENT_REQ_WAKEUP_ALL`).
+    fn flags(&self) -> u32 {
+        0
+    }
+
+    /// Checks the source-specific fields of `uk` (`arg`, `arg_fd`, `id`): `EINVAL` if they are
+    /// wrong. Called before anything is allocated.
+    fn check(&self, uk: &Ukevent) -> Result;
+
+    /// Attaches `kevent` to the object `uk` names: registers it on the object's storage (or
+    /// starts its timer, or adds its wait-queue entry). Process context, may sleep. If the
+    /// object is ready at once, the source reports it with [`Kevent::notify`].
+    ///
+    /// `KEVENT_CTL_MODIFY` re-arms a kevent by detaching it and attaching it again with the
+    /// new request, so a source needs no separate modify operation.
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>>;
+}
+
+/// The source's side of one attached kevent.
+///
+/// Dropping it must not sleep; [`Attached::detach`] does the work that may.
+pub(crate) trait Attached: Send + Sync {
+    /// Detaches the kevent: when this returns, the source will not notify it again and holds
+    /// no reference to it. Process context, may sleep.
+    fn detach(&self, kevent: &Kevent);
+
+    /// Level-triggered re-check at delivery: the events of the kevent's request that are ready
+    /// now, or [`None`] if the source has no level state (its events are reported as they
+    /// fired, once). Process context, may sleep.
+    fn recheck(&self, _kevent: &Kevent, _events: u32) -> Option<u32> {
+        None
+    }
+}

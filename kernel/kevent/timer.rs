@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The timer source (`KEVENT_TYPE_TIMER`): one high-resolution timer per kevent, no fd.
+//!
+//! `id` is any caller-chosen number; `arg[0]` is the first expiry in nanoseconds, relative to
+//! now or, with `KEVENT_REQ_ABSTIME`, an absolute `CLOCK_MONOTONIC` time; `arg[1]` is the period
+//! in nanoseconds (0: fires once). Each delivery reports `KEVENT_TIMER_FIRED` with the number
+//! of expirations since the previous delivery in `ret_data`. A timer is its own storage: the
+//! hrtimer callback (hard interrupt context) notifies its one kevent directly.
+
+use crate::{
+    abi::*,
+    event::Kevent,
+    source::{Attached, Source},
+};
+use kernel::{
+    prelude::*,
+    sync::{Arc, ArcBorrow, SpinLock},
+    time::{
+        hrtimer::{
+            AbsoluteMode, ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext,
+            HrTimerPointer, HrTimerRestart,
+        },
+        Delta, Instant, Monotonic,
+    },
+};
+
+/// The timer source.
+pub(crate) struct TimerSource;
+
+/// The longest period or relative expiry accepted, in nanoseconds: about 292 years, so that
+/// `now + expiry` cannot overflow `ktime_t`.
+const MAX_NS: u64 = (i64::MAX / 2) as u64;
+
+impl Source for TimerSource {
+    fn kind(&self) -> u32 {
+        KEVENT_TYPE_TIMER
+    }
+
+    fn events(&self) -> u32 {
+        KEVENT_TIMER_FIRED
+    }
+
+    fn flags(&self) -> u32 {
+        KEVENT_REQ_ABSTIME
+    }
+
+    fn check(&self, uk: &Ukevent) -> Result {
+        let u = &uk.0;
+        if u.arg[0] > MAX_NS || u.arg[1] > MAX_NS || u.arg_fd != 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+        let timer = Arc::pin_init(
+            pin_init!(TimerKevent {
+                timer <- HrTimer::new(),
+                kevent: kevent.clone(),
+                // Bounded by `MAX_NS` in `check`.
+                period: uk.0.arg[1] as i64,
+                handle <- kernel::new_spinlock!(None, "kevent_timer_handle"),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        timer.arm(uk);
+        Ok(timer)
+    }
+}
+
+/// The timer of one kevent.
+#[pin_data]
+struct TimerKevent {
+    #[pin]
+    timer: HrTimer<TimerKevent>,
+    kevent: Arc<Kevent>,
+    /// Period in nanoseconds; 0 for a oneshot timer.
+    period: i64,
+    /// The running timer; dropping it cancels the timer. Not touched by the callback.
+    #[pin]
+    handle: SpinLock<Option<ArcHrTimerHandle<TimerKevent>>>,
+}
+
+impl TimerKevent {
+    /// Starts the timer as `uk` says. Process context.
+    fn arm(self: &Arc<Self>, uk: &Ukevent) {
+        let u = &uk.0;
+        // Bounded by `MAX_NS` in `check`.
+        let first = u.arg[0] as i64;
+        let expires = if u.req_flags & KEVENT_REQ_ABSTIME != 0 {
+            Instant::<Monotonic>::from_nanos(first).unwrap_or(Instant::now())
+        } else {
+            Instant::<Monotonic>::now() + Delta::from_nanos(first)
+        };
+        let handle = self.clone().start(expires);
+        *self.handle.lock() = Some(handle);
+    }
+}
+
+impl HrTimerCallback for TimerKevent {
+    type Pointer<'a> = Arc<Self>;
+
+    fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
+        let period = this.period;
+        let expirations = if period > 0 {
+            ctx.forward_now(Delta::from_nanos(period)).max(1)
+        } else {
+            1
+        };
+        Kevent::notify(
+            this.kevent.as_arc_borrow(),
+            KEVENT_TIMER_FIRED,
+            i64::try_from(expirations).unwrap_or(i64::MAX),
+        );
+        if period > 0 {
+            HrTimerRestart::Restart
+        } else {
+            HrTimerRestart::NoRestart
+        }
+    }
+}
+
+kernel::impl_has_hr_timer! {
+    impl HasHrTimer<Self> for TimerKevent {
+        mode: AbsoluteMode<Monotonic>, field: self.timer
+    }
+}
+
+impl Attached for TimerKevent {
+    fn detach(&self, _kevent: &Kevent) {
+        // Dropping the handle cancels the timer and waits for a running callback; after that
+        // the timer holds no reference to us.
+        let handle = self.handle.lock().take();
+        drop(handle);
+    }
+}
