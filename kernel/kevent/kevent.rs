@@ -9,7 +9,7 @@
 //! One concept a file: [`abi`] (the uapi types), [`event`] (one kevent), [`storage`] (the
 //! kevents of one source object), [`source`] (the trait every source implements), [`queue`]
 //! (a queue: index, ready list, waiting and delivery; its locking is documented there),
-//! [`syscalls`] (the system calls). The sources (so far [`timer`]) are found by the core
+//! [`syscalls`] (the system calls). The sources ([`timer`], [`poll`]) are found by the core
 //! through [`source_of`], which never names one. The syscall entry points are C shims
 //! (`syscalls.c`) that call the `#[export]` functions in [`syscalls`].
 //! See Documentation/kevent.rst.
@@ -18,6 +18,7 @@ use kernel::prelude::*;
 
 mod abi;
 mod event;
+mod poll;
 mod queue;
 mod source;
 mod storage;
@@ -30,7 +31,7 @@ mod engine_tests;
 use source::Source;
 
 /// The event sources, one a `KEVENT_TYPE_*`.
-static SOURCES: &[&dyn Source] = &[&timer::TimerSource];
+static SOURCES: &[&dyn Source] = &[&timer::TimerSource, &poll::PollSource];
 
 /// The source of events of type `ty`, if there is one.
 pub(crate) fn source_of(ty: u32) -> Option<&'static dyn Source> {

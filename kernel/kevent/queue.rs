@@ -354,11 +354,9 @@ impl Queue {
             if broken.is_none() {
                 let attached = item.attached.access(&index).clone();
                 if let Some(now) = attached.and_then(|a| a.recheck(&item, req.event)) {
-                    if level {
-                        // Report what is ready now, not what was once.
-                        events = now & req.event;
-                        still_ready = events != 0;
-                    }
+                    // Report what is ready now, not what was once.
+                    events = now & req.event;
+                    still_ready = level && events != 0;
                 }
             }
             if events != 0 || broken.is_some() {

@@ -4,10 +4,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +143,65 @@ TEST(ctl_batch_limits)
 	close(fd);
 }
 
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct ukevent timer_ev(__u64 id, __u64 first_ns, __u64 period_ns, __u32 flags)
+{
+	struct ukevent uk = {
+		.user_data = 0xabc000 + id,
+		.id = id,
+		.type = KEVENT_TYPE_TIMER,
+		.event = KEVENT_TIMER_FIRED,
+		.req_flags = flags,
+		.arg = { first_ns, period_ns },
+	};
+	return uk;
+}
+
+static struct ukevent poll_ev(int fd, __u32 events, __u32 flags)
+{
+	struct ukevent uk = {
+		.user_data = 0xfd000 + fd,
+		.id = fd,
+		.type = KEVENT_TYPE_POLL,
+		.event = events,
+		.req_flags = flags,
+	};
+	return uk;
+}
+
+static int add1(int kfd, struct ukevent uk)
+{
+	int ret = sys_kevent_ctl(kfd, KEVENT_CTL_ADD, 1, &uk);
+
+	if (ret == 0)
+		errno = -uk.ret_data;
+	return ret == 1 ? 0 : -1;
+}
+
+static int ctl1(int kfd, unsigned int cmd, struct ukevent uk)
+{
+	int ret = sys_kevent_ctl(kfd, cmd, 1, &uk);
+
+	if (ret == 0)
+		errno = -uk.ret_data;
+	return ret == 1 ? 0 : -1;
+}
+
+/* Events ready now, without waiting. */
+static int poll_now(int kfd, struct ukevent *buf, unsigned int max)
+{
+	struct __kernel_timespec zero = { 0, 0 };
+
+	return sys_kevent_get_events(kfd, 0, max, &zero, buf, 0);
+}
+
 TEST(ctl_entry_results)
 {
 	struct ukevent uk[2];
@@ -231,6 +294,368 @@ TEST(get_events_eintr)
 	EXPECT_EQ(-1, sys_kevent_get_events(fd, 1, 1, NULL, &uk, 0));
 	EXPECT_EQ(EINTR, errno);
 	close(fd);
+}
+
+TEST(ctl_errors)
+{
+	struct ukevent uk[3];
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 1000000000000ULL, 0, 0)));
+	/* Duplicate (type, id). */
+	EXPECT_EQ(-1, add1(kfd, timer_ev(1, 1000, 0, 0)));
+	EXPECT_EQ(EEXIST, errno);
+	/* Unknown event bit, unknown flag, zero mask, non-zero reserved, bad args. */
+	uk[0] = timer_ev(2, 1000, 0, 0);
+	uk[0].event = 0x2;
+	EXPECT_EQ(-1, add1(kfd, uk[0]));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, add1(kfd, timer_ev(2, 1000, 0, 0x100)));
+	EXPECT_EQ(EINVAL, errno);
+	uk[0] = timer_ev(2, 1000, 0, 0);
+	uk[0].event = 0;
+	EXPECT_EQ(-1, add1(kfd, uk[0]));
+	EXPECT_EQ(EINVAL, errno);
+	uk[0] = timer_ev(2, 1000, 0, 0);
+	uk[0].reserved = 1;
+	EXPECT_EQ(-1, add1(kfd, uk[0]));
+	EXPECT_EQ(EINVAL, errno);
+	uk[0] = timer_ev(2, 1000, 0, 0);
+	uk[0].arg_fd = 3;
+	EXPECT_EQ(-1, add1(kfd, uk[0]));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, add1(kfd, timer_ev(2, ~0ULL, 0, 0)));
+	EXPECT_EQ(EINVAL, errno);
+	/* Remove or modify of an unknown kevent. */
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_REMOVE, timer_ev(9, 0, 0, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_MODIFY, timer_ev(9, 1000, 0, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(0, ctl1(kfd, KEVENT_CTL_REMOVE, timer_ev(1, 0, 0, 0)));
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_REMOVE, timer_ev(1, 0, 0, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	close(kfd);
+}
+
+TEST(ctl_batch_bad_entry_in_middle)
+{
+	struct ukevent uk[3];
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	uk[0] = timer_ev(1, 1000000000000ULL, 0, 0);
+	uk[1] = timer_ev(2, 1000000000000ULL, 0, 0);
+	uk[1].type = 99;
+	uk[2] = timer_ev(3, 1000000000000ULL, 0, 0);
+	uk[0].ret_flags = uk[2].ret_flags = 0xff;	/* ignored on input */
+	EXPECT_EQ(2, sys_kevent_ctl(kfd, KEVENT_CTL_ADD, 3, uk));
+	EXPECT_EQ(KEVENT_RET_DONE, uk[0].ret_flags);
+	EXPECT_EQ(0, uk[0].ret_data);
+	EXPECT_EQ(KEVENT_RET_BROKEN, uk[1].ret_flags);
+	EXPECT_EQ(-EINVAL, uk[1].ret_data);
+	EXPECT_EQ(KEVENT_RET_DONE, uk[2].ret_flags);
+	/* The two good ones are really there. */
+	EXPECT_EQ(2, sys_kevent_ctl(kfd, KEVENT_CTL_REMOVE, 3, uk));
+	EXPECT_EQ(-ENOENT, uk[1].ret_data);
+	close(kfd);
+}
+
+TEST(timer_oneshot_relative)
+{
+	struct ukevent ev[4];
+	long long t0 = now_ns(), dt;
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(7, 30000000, 0, 0)));
+	EXPECT_EQ(0, poll_now(kfd, ev, 4));
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 4, NULL, ev, 0));
+	dt = now_ns() - t0;
+	EXPECT_LE(30000000, dt);
+	EXPECT_EQ(7, ev[0].id);
+	EXPECT_EQ(0xabc007, ev[0].user_data);
+	EXPECT_EQ(KEVENT_TYPE_TIMER, ev[0].type);
+	EXPECT_EQ(KEVENT_TIMER_FIRED, ev[0].event);
+	EXPECT_EQ(KEVENT_RET_DONE, ev[0].ret_flags);
+	EXPECT_EQ(1, ev[0].ret_data);
+	/* It fired once: nothing more. */
+	usleep(50000);
+	EXPECT_EQ(0, poll_now(kfd, ev, 4));
+	close(kfd);
+}
+
+TEST(timer_periodic_counts)
+{
+	struct ukevent ev[4];
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 10000000, 10000000, 0)));
+	usleep(205000);
+	ASSERT_EQ(1, poll_now(kfd, ev, 4));
+	/* About 20 expirations since registration, counted in one event. */
+	EXPECT_LE(15, ev[0].ret_data);
+	EXPECT_GE(22, ev[0].ret_data);
+	TH_LOG("expirations in 205 ms at 10 ms: %lld", (long long)ev[0].ret_data);
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 4, NULL, ev, 0));
+	EXPECT_LE(1, ev[0].ret_data);
+	EXPECT_GE(3, ev[0].ret_data);
+	close(kfd);
+}
+
+TEST(timer_absolute)
+{
+	struct ukevent ev[1];
+	long long deadline = now_ns() + 40000000;
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, deadline, 0, KEVENT_REQ_ABSTIME)));
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	EXPECT_LE(deadline, now_ns());
+	/* An absolute time in the past fires at once. */
+	ASSERT_EQ(0, add1(kfd, timer_ev(2, 1, 0, KEVENT_REQ_ABSTIME)));
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	EXPECT_EQ(2, ev[0].id);
+	close(kfd);
+}
+
+TEST(timer_modify_rearms)
+{
+	struct ukevent ev[1], uk;
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 1000000000000ULL, 0, 0)));
+	uk = timer_ev(1, 10000000, 0, 0);
+	uk.user_data = 4242;
+	ASSERT_EQ(0, ctl1(kfd, KEVENT_CTL_MODIFY, uk));
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	EXPECT_EQ(4242, ev[0].user_data);
+	close(kfd);
+}
+
+TEST(timer_oneshot_flag_removes)
+{
+	struct ukevent ev[1];
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 1000000, 1000000, KEVENT_REQ_ONESHOT)));
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_REMOVE, timer_ev(1, 0, 0, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	usleep(20000);
+	EXPECT_EQ(0, poll_now(kfd, ev, 1));
+	close(kfd);
+}
+
+TEST(poll_pipe_level_triggered)
+{
+	struct ukevent ev[2];
+	int p[2], kfd = kevent_init(0);
+	char c;
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[0], POLLIN, 0)));
+	EXPECT_EQ(0, poll_now(kfd, ev, 2));
+	ASSERT_EQ(1, write(p[1], "x", 1));
+	ASSERT_EQ(1, poll_now(kfd, ev, 2));
+	EXPECT_EQ(p[0], ev[0].id);
+	EXPECT_EQ(POLLIN, ev[0].event);
+	EXPECT_EQ(0xfd000 + p[0], ev[0].user_data);
+	/* Still readable: reported again. */
+	EXPECT_EQ(1, poll_now(kfd, ev, 2));
+	ASSERT_EQ(1, read(p[0], &c, 1));
+	/* Drained: not reported, even though it was queued. */
+	EXPECT_EQ(0, poll_now(kfd, ev, 2));
+	close(p[0]);
+	close(p[1]);
+	close(kfd);
+}
+
+TEST(poll_pipe_edge_triggered)
+{
+	struct ukevent ev[2];
+	int p[2], kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[0], POLLIN, KEVENT_REQ_ET)));
+	ASSERT_EQ(1, write(p[1], "x", 1));
+	EXPECT_EQ(1, poll_now(kfd, ev, 2));
+	/* Still readable, but no new activity. */
+	EXPECT_EQ(0, poll_now(kfd, ev, 2));
+	ASSERT_EQ(1, write(p[1], "y", 1));
+	EXPECT_EQ(1, poll_now(kfd, ev, 2));
+	close(p[0]);
+	close(p[1]);
+	close(kfd);
+}
+
+TEST(poll_ready_at_registration_and_hup)
+{
+	struct ukevent ev[2];
+	int p[2], kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(1, write(p[1], "x", 1));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[0], POLLIN | POLLHUP, 0)));
+	ASSERT_EQ(1, poll_now(kfd, ev, 2));
+	EXPECT_EQ(POLLIN, ev[0].event);
+	close(p[1]);
+	ASSERT_EQ(1, poll_now(kfd, ev, 2));
+	EXPECT_EQ(POLLIN | POLLHUP, ev[0].event);
+	close(p[0]);
+	close(kfd);
+}
+
+TEST(poll_eventfd_and_write_side)
+{
+	struct ukevent ev[4];
+	uint64_t one = 1;
+	int efd = eventfd(0, 0), p[2], kfd = kevent_init(0), n, i, seen = 0;
+
+	ASSERT_LE(0, kfd);
+	ASSERT_LE(0, efd);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, add1(kfd, poll_ev(efd, POLLIN, 0)));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[1], POLLOUT, 0)));
+	n = poll_now(kfd, ev, 4);
+	ASSERT_EQ(1, n);
+	EXPECT_EQ(p[1], ev[0].id);
+	ASSERT_EQ(8, write(efd, &one, 8));
+	n = poll_now(kfd, ev, 4);
+	ASSERT_EQ(2, n);
+	for (i = 0; i < n; i++)
+		seen |= ev[i].id == efd ? 1 : ev[i].id == p[1] ? 2 : 4;
+	EXPECT_EQ(3, seen);
+	close(efd);
+	close(p[0]);
+	close(p[1]);
+	close(kfd);
+}
+
+TEST(poll_bad_targets)
+{
+	char path[] = "/tmp/kevent-regular-XXXXXX";
+	int kfd = kevent_init(0), other = kevent_init(0), rfd;
+
+	ASSERT_LE(0, kfd);
+	EXPECT_EQ(-1, add1(kfd, poll_ev(9999, POLLIN, 0)));
+	EXPECT_EQ(EBADF, errno);
+	/* A queue watching a queue is not supported yet. */
+	EXPECT_EQ(-1, add1(kfd, poll_ev(other, POLLIN, 0)));
+	EXPECT_EQ(EINVAL, errno);
+	/* No ->poll. */
+	rfd = mkstemp(path);
+	ASSERT_LE(0, rfd);
+	unlink(path);
+	EXPECT_EQ(-1, add1(kfd, poll_ev(rfd, POLLIN, 0)));
+	EXPECT_EQ(EPERM, errno);
+	close(rfd);
+	close(other);
+	close(kfd);
+}
+
+TEST(get_events_efault_loses_nothing)
+{
+	struct ukevent ev[2];
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 1000, 0, 0)));
+	usleep(10000);
+	EXPECT_EQ(-1, sys_kevent_get_events(kfd, 1, 2, NULL, (void *)16, 0));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(1, poll_now(kfd, ev, 2));
+	EXPECT_EQ(1, ev[0].id);
+	EXPECT_EQ(1, ev[0].ret_data);
+	close(kfd);
+}
+
+TEST(queue_is_pollable)
+{
+	struct pollfd pfd;
+	struct epoll_event ee = { .events = EPOLLIN };
+	int kfd = kevent_init(0), epfd = epoll_create1(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_LE(0, epfd);
+	pfd.fd = kfd;
+	pfd.events = POLLIN;
+	EXPECT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, epoll_ctl(epfd, EPOLL_CTL_ADD, kfd, &ee));
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 20000000, 0, 0)));
+	ASSERT_EQ(1, epoll_wait(epfd, &ee, 1, 2000));
+	EXPECT_EQ(1, poll(&pfd, 1, 0));
+	EXPECT_EQ(POLLIN, pfd.revents);
+	close(epfd);
+	close(kfd);
+}
+
+struct waiter {
+	int kfd;
+	int got;
+};
+
+static void *wait_one(void *arg)
+{
+	struct waiter *w = arg;
+	struct __kernel_timespec ts = { 0, 400000000 };
+	struct ukevent ev;
+
+	w->got = sys_kevent_get_events(w->kfd, 1, 1, &ts, &ev, 0);
+	return NULL;
+}
+
+TEST(exclusive_wakeup)
+{
+	struct waiter w[4];
+	pthread_t t[4];
+	int kfd = kevent_init(0), i, total = 0, woken = 0;
+
+	ASSERT_LE(0, kfd);
+	for (i = 0; i < 4; i++) {
+		w[i].kfd = kfd;
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, wait_one, &w[i]));
+	}
+	usleep(50000);
+	/* One event, edge triggered: exactly one waiter gets it. */
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 20000000, 0, KEVENT_REQ_ET)));
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		total += w[i].got;
+		woken += w[i].got > 0;
+	}
+	EXPECT_EQ(1, total);
+	EXPECT_EQ(1, woken);
+	close(kfd);
+}
+
+TEST(many_registrations)
+{
+	static struct ukevent uk[KEVENT_CTL_MAX_BATCH];
+	int kfd = kevent_init(0), b, i;
+
+	ASSERT_LE(0, kfd);
+	for (b = 0; b < 12; b++) {
+		for (i = 0; i < KEVENT_CTL_MAX_BATCH; i++)
+			uk[i] = timer_ev(b * KEVENT_CTL_MAX_BATCH + i, 1000000000000ULL, 0, 0);
+		ASSERT_EQ(KEVENT_CTL_MAX_BATCH,
+			  sys_kevent_ctl(kfd, KEVENT_CTL_ADD, KEVENT_CTL_MAX_BATCH, uk));
+	}
+	for (b = 0; b < 12; b += 2) {
+		for (i = 0; i < KEVENT_CTL_MAX_BATCH; i++)
+			uk[i] = timer_ev(b * KEVENT_CTL_MAX_BATCH + i, 0, 0, 0);
+		ASSERT_EQ(KEVENT_CTL_MAX_BATCH,
+			  sys_kevent_ctl(kfd, KEVENT_CTL_REMOVE, KEVENT_CTL_MAX_BATCH, uk));
+	}
+	/* Close with 6144 kevents still registered frees them. */
+	close(kfd);
 }
 
 TEST_HARNESS_MAIN

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The poll source (`KEVENT_TYPE_POLL`): any file with `->poll` (pipes, eventfds, ttys,
+//! sockets, ...).
+//!
+//! `id` is the file descriptor; `event` is a mask of `POLL*`/`EPOLL*` bits. The kevent adds a
+//! wait-queue entry with its own wake function to the file's wait queues (as epoll does, never a
+//! polling loop); a wake-up notifies the kevent with the poll key, and delivery re-checks the
+//! file's `->poll`, so the result reports which of the requested bits are ready.
+
+use crate::{
+    abi::*,
+    event::Kevent,
+    queue::Queue,
+    source::{Attached, Source},
+};
+use kernel::{
+    bindings,
+    fs::{
+        poll_watch::{PollWake, PollWatch},
+        LocalFile,
+    },
+    prelude::*,
+    sync::{new_mutex, Arc, Mutex},
+};
+
+/// The poll source.
+pub(crate) struct PollSource;
+
+/// The poll bits a kevent may ask for.
+const POLL_EVENTS: u32 = bindings::POLLIN
+    | bindings::POLLPRI
+    | bindings::POLLOUT
+    | bindings::POLLERR
+    | bindings::POLLHUP
+    | bindings::POLLRDNORM
+    | bindings::POLLRDBAND
+    | bindings::POLLWRNORM
+    | bindings::POLLWRBAND
+    | bindings::POLLMSG
+    | bindings::POLLRDHUP;
+
+impl Source for PollSource {
+    fn kind(&self) -> u32 {
+        KEVENT_TYPE_POLL
+    }
+
+    fn events(&self) -> u32 {
+        POLL_EVENTS
+    }
+
+    fn check(&self, uk: &Ukevent) -> Result {
+        let u = &uk.0;
+        if u.arg != [0, 0] || u.arg_fd != 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+        let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
+        let local = LocalFile::fget(fd)?;
+        // A queue watching a queue needs nested wake-ups; not supported yet.
+        if Queue::from_file(&local).is_ok() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
+        let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
+        let target = Arc::new(
+            PollTarget {
+                kevent: kevent.clone(),
+            },
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        let watch = KBox::pin_init(PollWatch::new(file, target), GFP_KERNEL_ACCOUNT)?;
+        let initial = watch.initial();
+        let attached = Arc::pin_init(
+            pin_init!(PollAttached {
+                watch <- new_mutex!(Some(watch), "kevent_poll_watch"),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        if initial & uk.0.event != 0 {
+            Kevent::notify(kevent.as_arc_borrow(), initial, 0);
+        }
+        Ok(attached)
+    }
+}
+
+/// What the wake function reaches: the kevent.
+struct PollTarget {
+    kevent: Arc<Kevent>,
+}
+
+impl PollWake for PollTarget {
+    fn wake(&self, events: u32) {
+        // A waker without a key says only "something changed": let delivery find out what.
+        let events = if events == 0 { POLL_EVENTS } else { events };
+        Kevent::notify(self.kevent.as_arc_borrow(), events, 0);
+    }
+}
+
+/// The poll side of one kevent.
+#[pin_data]
+struct PollAttached {
+    /// The watch; `None` once detached. A mutex: `->poll` may sleep.
+    #[pin]
+    watch: Mutex<Option<Pin<KBox<PollWatch<PollTarget>>>>>,
+}
+
+impl Attached for PollAttached {
+    fn detach(&self, _kevent: &Kevent) {
+        // Dropping the watch removes its wait-queue entries: no wake-up runs after that.
+        let watch = self.watch.lock().take();
+        drop(watch);
+    }
+
+    fn recheck(&self, _kevent: &Kevent, events: u32) -> Option<u32> {
+        let guard = self.watch.lock();
+        Some(guard.as_ref().map_or(0, |w| w.poll_now() & events))
+    }
+}
