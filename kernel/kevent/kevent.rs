@@ -18,6 +18,7 @@ use kernel::prelude::*;
 
 mod abi;
 mod event;
+pub mod fdtrack;
 mod poll;
 mod queue;
 mod source;
@@ -50,6 +51,7 @@ struct KeventModule;
 
 impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        fdtrack::init();
         Ok(KeventModule)
     }
 }

@@ -11,6 +11,7 @@
 use crate::{
     abi::*,
     event::Kevent,
+    fdtrack::FdTrack,
     queue::Queue,
     source::{Attached, Source},
 };
@@ -72,11 +73,12 @@ impl Source for PollSource {
             },
             GFP_KERNEL_ACCOUNT,
         )?;
+        let track = FdTrack::new(kevent, &file, fd)?;
         let watch = KBox::pin_init(PollWatch::new(file, target), GFP_KERNEL_ACCOUNT)?;
         let initial = watch.initial();
         let attached = Arc::pin_init(
             pin_init!(PollAttached {
-                watch <- new_mutex!(Some(watch), "kevent_poll_watch"),
+                watch <- new_mutex!(Some((watch, track)), "kevent_poll_watch"),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -103,20 +105,22 @@ impl PollWake for PollTarget {
 /// The poll side of one kevent.
 #[pin_data]
 struct PollAttached {
-    /// The watch; `None` once detached. A mutex: `->poll` may sleep.
+    /// The watch and its registration by descriptor; `None` once detached. A mutex: `->poll`
+    /// may sleep.
     #[pin]
-    watch: Mutex<Option<Pin<KBox<PollWatch<PollTarget>>>>>,
+    watch: Mutex<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack)>>,
 }
 
 impl Attached for PollAttached {
     fn detach(&self, _kevent: &Kevent) {
-        // Dropping the watch removes its wait-queue entries: no wake-up runs after that.
+        // Dropping the watch removes its wait-queue entries: no wake-up runs after that. The
+        // registration by descriptor goes with it.
         let watch = self.watch.lock().take();
         drop(watch);
     }
 
     fn recheck(&self, _kevent: &Kevent, events: u32) -> Option<u32> {
         let guard = self.watch.lock();
-        Some(guard.as_ref().map_or(0, |w| w.poll_now() & events))
+        Some(guard.as_ref().map_or(0, |(w, _)| w.poll_now() & events))
     }
 }

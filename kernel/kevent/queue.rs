@@ -240,6 +240,20 @@ impl Queue {
         }
     }
 
+    /// Removes `kevent` from its queue if it is still there (its descriptor was closed).
+    pub(crate) fn remove_kevent(kevent: &Arc<Kevent>) {
+        let queue = &kevent.queue;
+        let mut index = queue.index.lock();
+        match index.tree.get(&kevent.key) {
+            Some(k) if Arc::ptr_eq(k, kevent) => {}
+            _ => return,
+        }
+        let removed = index.tree.remove(&kevent.key);
+        queue.detach(&mut index, kevent);
+        drop(index);
+        drop(removed);
+    }
+
     /// Takes `kevent` off the ready list, if it is on it, and stops its notifications.
     fn unlink(&self, kevent: &Kevent) {
         let mut ready = self.ready.lock();

@@ -9,10 +9,13 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/kevent.h>
@@ -658,4 +661,123 @@ TEST(many_registrations)
 	close(kfd);
 }
 
-TEST_HARNESS_MAIN
+/* Registrations follow the descriptor: close removes them and frees the file. */
+TEST(close_removes_registration)
+{
+	struct sigaction sa = { .sa_handler = SIG_IGN };
+	struct ukevent ev[1];
+	int p[2], kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, sigaction(SIGPIPE, &sa, NULL));
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[0], POLLIN, 0)));
+	ASSERT_EQ(1, write(p[1], "x", 1));
+	ASSERT_EQ(1, poll_now(kfd, ev, 1));
+	close(p[0]);
+	/* No event for a closed fd, and no registration left... */
+	EXPECT_EQ(0, poll_now(kfd, ev, 1));
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_REMOVE, poll_ev(p[0], POLLIN, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	/* ...and nothing keeps the read end alive. */
+	EXPECT_EQ(-1, write(p[1], "x", 1));
+	EXPECT_EQ(EPIPE, errno);
+	close(p[1]);
+	close(kfd);
+}
+
+TEST(dup_does_not_carry_registration)
+{
+	struct ukevent ev[1];
+	int p[2], d, kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[0], POLLIN, 0)));
+	d = dup(p[0]);
+	ASSERT_LE(0, d);
+	/* Closing the duplicate leaves the registration on p[0]. */
+	close(d);
+	ASSERT_EQ(1, write(p[1], "x", 1));
+	ASSERT_EQ(1, poll_now(kfd, ev, 1));
+	EXPECT_EQ(p[0], ev[0].id);
+	/* dup2 over the registered fd is a close of it. */
+	d = dup(p[1]);
+	ASSERT_EQ(p[0], dup2(d, p[0]));
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_REMOVE, poll_ev(p[0], POLLIN, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	close(d);
+	close(p[0]);
+	close(p[1]);
+	close(kfd);
+}
+
+TEST(fork_child_close_keeps_parent_registration)
+{
+	struct ukevent ev[1];
+	int p[2], status, kfd = kevent_init(0);
+	pid_t pid;
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ(0, add1(kfd, poll_ev(p[0], POLLIN, 0)));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* The child shares the queue; its closes are its own. */
+		close(p[0]);
+		_exit(write(p[1], "x", 1) == 1 ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(1, poll_now(kfd, ev, 1));
+	EXPECT_EQ(p[0], ev[0].id);
+	close(p[0]);
+	close(p[1]);
+	close(kfd);
+}
+
+static const char *self_exe;
+
+/* Re-executed by exec_closes_cloexec_registrations, with the queue it made. */
+static int exec_child(int kfd, int fd)
+{
+	struct ukevent uk = poll_ev(fd, POLLIN, 0);
+
+	/* The close-on-exec fd is gone, and the registration made by it with it. */
+	if (fcntl(fd, F_GETFD) != -1)
+		return 2;
+	if (sys_kevent_ctl(kfd, KEVENT_CTL_REMOVE, 1, &uk) != 0 || uk.ret_data != -ENOENT)
+		return 3;
+	return 0;
+}
+
+TEST(exec_closes_cloexec_registrations)
+{
+	char kfd_s[16], fd_s[16];
+	int p[2], status, kfd;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* The process that registers is the one that execs. */
+		kfd = kevent_init(0);
+		if (kfd < 0 || pipe2(p, O_CLOEXEC) || add1(kfd, poll_ev(p[0], POLLIN, 0)))
+			_exit(8);
+		snprintf(kfd_s, sizeof(kfd_s), "%d", kfd);
+		snprintf(fd_s, sizeof(fd_s), "%d", p[0]);
+		execl(self_exe, self_exe, "--exec-child", kfd_s, fd_s, NULL);
+		_exit(9);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--exec-child"))
+		return exec_child(atoi(argv[2]), atoi(argv[3]));
+	self_exe = "/proc/self/exe";
+	return test_harness_run(argc, argv);
+}

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kevent: C glue for "registrations follow the descriptor". The logic is in
+ * fdtrack.rs; this is what Rust cannot reach: a static key and a locked
+ * lookup in an fd table.
+ */
+#include <linux/fdtable.h>
+#include <linux/kevent.h>
+
+/* On while any kevent is registered by file descriptor. */
+DEFINE_STATIC_KEY_FALSE(kevent_fd_key);
+
+bool kevent_fd_maps_to(struct files_struct *files, unsigned int fd,
+		       struct file *file)
+{
+	bool same;
+
+	spin_lock(&files->file_lock);
+	same = files_lookup_fd_locked(files, fd) == file;
+	spin_unlock(&files->file_lock);
+	return same;
+}
+
+/* The fd table of the current task: the owner filp_flush() will be given. */
+void *kevent_current_files(void)
+{
+	return current->files;
+}
+
+void kevent_fd_track_get(void)
+{
+	static_branch_inc(&kevent_fd_key);
+}
+
+void kevent_fd_track_put(void)
+{
+	static_branch_dec(&kevent_fd_key);
+}
