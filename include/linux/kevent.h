@@ -25,6 +25,9 @@ long kevent_sys_get_events(int fd, unsigned int min_nr, unsigned int max_nr,
 			   void __user *buf, unsigned int flags);
 
 #ifdef CONFIG_KEVENT
+/* Per-user limit on registered kevents (kernel/kevent/sysctl.c). */
+extern long kevent_max_user_kevents;
+
 /*
  * Registrations follow the descriptor: when a process closes an fd (close,
  * dup2 over it, close-on-exec, exit), kevents it registered by that fd go.

@@ -114,6 +114,34 @@ impl Sink for VecSink {
     }
 }
 
+/// A queue that is released (as its file would be) when the test drops it: a queue's index
+/// and its kevents reference each other until then.
+struct TestQueue(Arc<Queue>);
+
+impl TestQueue {
+    fn new() -> TestQueue {
+        TestQueue(Queue::new().unwrap())
+    }
+
+    fn as_arc_borrow(&self) -> kernel::sync::ArcBorrow<'_, Queue> {
+        self.0.as_arc_borrow()
+    }
+}
+
+impl core::ops::Deref for TestQueue {
+    type Target = Queue;
+
+    fn deref(&self) -> &Queue {
+        &self.0
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        self.0.release_all();
+    }
+}
+
 fn uk(id: u64, event: u32, flags: u32) -> Ukevent {
     let mut uk = Ukevent::zeroed();
     uk.0.type_ = FAKE_TYPE;
@@ -139,7 +167,7 @@ mod tests {
 
     #[test]
     fn add_remove_errors() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Ok(()));
@@ -159,7 +187,7 @@ mod tests {
 
     #[test]
     fn ready_once_per_activity() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
@@ -179,7 +207,7 @@ mod tests {
 
     #[test]
     fn level_triggered_rechecks() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
@@ -195,7 +223,7 @@ mod tests {
 
     #[test]
     fn edge_triggered_once() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow()
@@ -213,7 +241,7 @@ mod tests {
 
     #[test]
     fn oneshot_removed_after_delivery() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow()
@@ -229,7 +257,7 @@ mod tests {
 
     #[test]
     fn max_and_order() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         for id in 0..5 {
@@ -247,7 +275,7 @@ mod tests {
 
     #[test]
     fn fault_loses_nothing() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         for id in 0..3 {
@@ -267,7 +295,7 @@ mod tests {
 
     #[test]
     fn broken_source_reported_once() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
@@ -282,7 +310,7 @@ mod tests {
 
     #[test]
     fn modify_rearms() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
@@ -297,7 +325,7 @@ mod tests {
 
     #[test]
     fn min_nr_and_timeout() {
-        let q = Queue::new().unwrap();
+        let q = TestQueue::new();
         let obj = FakeObj::new();
         let src = FakeSource(obj.clone());
         q.as_arc_borrow()
@@ -323,7 +351,7 @@ mod tests {
     fn release_frees_everything() {
         let obj = FakeObj::new();
         {
-            let q = Queue::new().unwrap();
+            let q = TestQueue::new();
             let src = FakeSource(obj.clone());
             for id in 0..4 {
                 q.as_arc_borrow().add(&src, &uk(id, IN, 0)).unwrap();

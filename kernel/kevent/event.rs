@@ -8,6 +8,7 @@
 
 use crate::{
     abi::*,
+    limit::Charge,
     queue::{Index, Queue, ReadyList},
     source::Attached,
 };
@@ -66,6 +67,8 @@ pub(crate) struct Kevent {
     pub(crate) state: LockedBy<State, ReadyList>,
     /// The source's side of this kevent, guarded by the queue's control lock.
     pub(crate) attached: LockedBy<Option<Arc<dyn Attached>>, Index>,
+    /// The kevent's charge against its user's limit, released when it leaves the index.
+    charge: LockedBy<Option<Charge>, Index>,
 }
 
 kernel::list::impl_list_arc_safe! {
@@ -87,7 +90,12 @@ pub(crate) enum Wake {
 
 impl Kevent {
     /// Allocates a kevent for `queue`, not yet attached to a source nor indexed.
-    pub(crate) fn new(queue: &Arc<Queue>, key: Key, req: Request) -> Result<Arc<Kevent>> {
+    pub(crate) fn new(
+        queue: &Arc<Queue>,
+        key: Key,
+        req: Request,
+        charge: Charge,
+    ) -> Result<Arc<Kevent>> {
         Arc::pin_init(
             try_pin_init!(Kevent {
                 key,
@@ -107,6 +115,7 @@ impl Kevent {
                     },
                 ),
                 attached: LockedBy::new(&queue.index, None),
+                charge: LockedBy::new(&queue.index, Some(charge)),
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -172,5 +181,10 @@ impl Kevent {
     /// Takes the source's side of the kevent, if attached.
     pub(crate) fn take_attached(&self, index: &mut Index) -> Option<Arc<dyn Attached>> {
         self.attached.access_mut(index).take()
+    }
+
+    /// Releases the kevent's charge against its user's limit.
+    pub(crate) fn uncharge(&self, index: &mut Index) {
+        drop(self.charge.access_mut(index).take());
     }
 }

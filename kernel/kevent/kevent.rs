@@ -19,6 +19,7 @@ use kernel::prelude::*;
 mod abi;
 mod event;
 pub mod fdtrack;
+mod limit;
 mod poll;
 mod queue;
 mod source;
@@ -52,6 +53,7 @@ struct KeventModule;
 impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         fdtrack::init();
+        limit::init();
         Ok(KeventModule)
     }
 }

@@ -18,7 +18,7 @@ use crate::{
 use kernel::{
     bindings,
     fs::{
-        poll_watch::{PollWake, PollWatch},
+        poll_watch::{PollWake, PollWatch, POLLFREE},
         LocalFile,
     },
     prelude::*,
@@ -96,6 +96,11 @@ struct PollTarget {
 
 impl PollWake for PollTarget {
     fn wake(&self, events: u32) {
+        if events & POLLFREE != 0 {
+            // The file's wait queue is going away: report the kevent once as broken.
+            Kevent::notify_broken(self.kevent.as_arc_borrow(), ENODEV.to_errno().into());
+            return;
+        }
         // A waker without a key says only "something changed": let delivery find out what.
         let events = if events == 0 { POLL_EVENTS } else { events };
         Kevent::notify(self.kevent.as_arc_borrow(), events, 0);

@@ -24,6 +24,7 @@
 use crate::{
     abi::*,
     event::{Kevent, Key, Request, Wake, READY},
+    limit::Charge,
     source::Source,
 };
 use kernel::{
@@ -173,7 +174,7 @@ impl Queue {
             return Err(EEXIST);
         }
         let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let kevent = Kevent::new(&this, key, req)?;
+        let kevent = Kevent::new(&this, key, req, Charge::new()?)?;
         match src.attach(&kevent, uk) {
             Ok(attached) => {
                 *kevent.attached.access_mut(&mut index) = Some(attached);
@@ -182,6 +183,7 @@ impl Queue {
             }
             Err(e) => {
                 // The source did not keep it; make sure it is on no list of ours either.
+                kevent.uncharge(&mut index);
                 self.unlink(&kevent);
                 Err(e)
             }
@@ -234,6 +236,7 @@ impl Queue {
             }
             Err(e) => {
                 index.tree.remove(&key);
+                kevent.uncharge(&mut index);
                 self.unlink(&kevent);
                 Err(e)
             }
@@ -274,6 +277,7 @@ impl Queue {
         if let Some(attached) = kevent.take_attached(index) {
             attached.detach(kevent);
         }
+        kevent.uncharge(index);
         self.unlink(kevent);
     }
 

@@ -34,8 +34,9 @@ pub trait PollWake: Send + Sync {
     fn wake(&self, events: u32);
 }
 
-/// `POLLFREE` from `<uapi/asm-generic/poll.h>` (its `__force` cast hides it from bindgen).
-const POLLFREE: u32 = 0x4000;
+/// `POLLFREE` from `<uapi/asm-generic/poll.h>` (its `__force` cast hides it from bindgen): the
+/// wait queue is being freed. [`PollWake::wake`] sees it once; the watch then stops.
+pub const POLLFREE: u32 = 0x4000;
 
 /// The most wait queues one file may register from its `->poll` (a tty uses two).
 pub const MAX_WAIT_QUEUES: usize = 2;

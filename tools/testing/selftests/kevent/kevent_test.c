@@ -661,6 +661,53 @@ TEST(many_registrations)
 	close(kfd);
 }
 
+TEST(per_user_limit)
+{
+	const char *path = "/proc/sys/fs/kevent/max_user_kevents";
+	char old[32] = "";
+	int i, fd, status, kfd = kevent_init(0);
+	pid_t pid;
+	ssize_t n;
+
+	ASSERT_LE(0, kfd);
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
+	n = read(fd, old, sizeof(old) - 1);
+	ASSERT_LT(0, n);
+	TH_LOG("default max_user_kevents: %s", old);
+	ASSERT_LT(1000, atol(old));
+	ASSERT_EQ(2, pwrite(fd, "4\n", 2, 0));
+	close(kfd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* A user of its own, so that nothing else is charged to it. */
+		if (setresuid(4242, 4242, 4242))
+			_exit(10);
+		kfd = kevent_init(0);
+		for (i = 0; i < 4; i++)
+			if (add1(kfd, timer_ev(i, 1000000000000ULL, 0, 0)))
+				_exit(11);
+		if (add1(kfd, timer_ev(4, 1000000000000ULL, 0, 0)) == 0 || errno != ENOSPC)
+			_exit(12);
+		/* Removing one frees its charge. */
+		if (ctl1(kfd, KEVENT_CTL_REMOVE, timer_ev(0, 0, 0, 0)) ||
+		    add1(kfd, timer_ev(4, 1000000000000ULL, 0, 0)))
+			_exit(13);
+		/* Closing the queue frees them all. */
+		close(kfd);
+		kfd = kevent_init(0);
+		for (i = 0; i < 4; i++)
+			if (add1(kfd, timer_ev(i, 1000000000000ULL, 0, 0)))
+				_exit(14);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ((ssize_t)strlen(old), pwrite(fd, old, strlen(old), 0));
+	close(fd);
+}
+
 /* Registrations follow the descriptor: close removes them and frees the file. */
 TEST(close_removes_registration)
 {
