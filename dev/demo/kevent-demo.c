@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kevent demo: runs in the booted kevent kernel (dev/kevent run).
+ * One queue, two sources: a periodic timer and a pipe a child writes to.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/kevent.h>
@@ -27,45 +30,84 @@ static long kevent_get_events(int fd, unsigned int min_nr, unsigned int max_nr,
 	return syscall(__NR_kevent_get_events, fd, min_nr, max_nr, ts, buf, flags);
 }
 
-static void show(const char *what, long ret)
+static double ms_since(const struct timespec *t0)
 {
-	if (ret < 0)
-		printf("  %-52s -> -1 %s\n", what, strerrorname_np(errno));
-	else
-		printf("  %-52s -> %ld\n", what, ret);
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 int main(void)
 {
-	struct __kernel_timespec ts = { 0, 20 * 1000 * 1000 };
-	struct ukevent uk[4];
-	char link[64] = "", path[64];
-	long fd;
+	struct ukevent reg[2] = {
+		{ .user_data = 1, .id = 1, .type = KEVENT_TYPE_TIMER,
+		  .event = KEVENT_TIMER_FIRED, .arg = { 100000000, 100000000 } },
+		{ .user_data = 2, .type = KEVENT_TYPE_POLL, .event = POLLIN | POLLHUP },
+	};
+	struct ukevent ev[8];
+	struct timespec t0;
+	int kfd, p[2], done = 0, i, n;
+	char buf[64];
 
-	printf("kevent demo: the two syscalls answering in a booted kernel\n");
-	fd = kevent_ctl(-1, KEVENT_CTL_INIT, KEVENT_CLOEXEC, NULL);
-	show("kevent_ctl(-1, KEVENT_CTL_INIT, KEVENT_CLOEXEC, NULL)", fd);
-	if (fd < 0)
+	printf("kevent demo: a 100 ms periodic timer and a pipe in one queue\n");
+	kfd = kevent_ctl(-1, KEVENT_CTL_INIT, KEVENT_CLOEXEC, NULL);
+	if (kfd < 0 || pipe(p)) {
+		perror("kevent_ctl(KEVENT_CTL_INIT) or pipe");
 		return 1;
-	snprintf(path, sizeof(path), "/proc/self/fd/%ld", fd);
-	if (readlink(path, link, sizeof(link) - 1) > 0)
-		printf("  fd %ld is %s\n", fd, link);
-	show("kevent_ctl(-1, KEVENT_CTL_INIT, 0x4, NULL)",
-	     kevent_ctl(-1, KEVENT_CTL_INIT, 4, NULL));
-	show("kevent_ctl(fd, 99, 0, NULL)", kevent_ctl(fd, 99, 0, NULL));
-	show("kevent_ctl(fd, KEVENT_CTL_ADD, 100000, buf)",
-	     kevent_ctl(fd, KEVENT_CTL_ADD, 100000, uk));
-	show("kevent_ctl(0 /* stdin */, KEVENT_CTL_ADD, 1, buf)",
-	     kevent_ctl(0, KEVENT_CTL_ADD, 1, uk));
-	memset(uk, 0, sizeof(uk));
-	uk[0].type = 0xff;
-	show("kevent_ctl(fd, KEVENT_CTL_ADD, 1, {type=0xff})", kevent_ctl(fd, KEVENT_CTL_ADD, 1, uk));
-	printf("  %-52s    ret_flags=%#x ret_data=%lld\n", "", uk[0].ret_flags,
-	       (long long)uk[0].ret_data);
-	show("kevent_get_events(fd, 1, 4, {0, 20ms}, buf, 0)",
-	     kevent_get_events(fd, 1, 4, &ts, uk, 0));
-	show("kevent_get_events(fd, 2, 1, NULL, buf, 0)",
-	     kevent_get_events(fd, 2, 1, NULL, uk, 0));
-	show("close(fd)", close(fd));
+	}
+	reg[1].id = p[0];
+	n = kevent_ctl(kfd, KEVENT_CTL_ADD, 2, reg);
+	printf("  kevent_ctl(ADD, 2 entries) -> %d (ret_flags %#x, %#x)\n", n,
+	       reg[0].ret_flags, reg[1].ret_flags);
+	if (n != 2)
+		return 1;
+	if (fork() == 0) {
+		/* The writer: three messages, then it closes its end. */
+		close(p[0]);
+		for (i = 1; i <= 3; i++) {
+			usleep(150000);
+			n = snprintf(buf, sizeof(buf), "message %d", i);
+			if (write(p[1], buf, n) != n)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!done) {
+		n = kevent_get_events(kfd, 1, 8, NULL, ev, 0);
+		if (n < 0) {
+			perror("kevent_get_events");
+			return 1;
+		}
+		for (i = 0; i < n; i++) {
+			if (ev[i].type == KEVENT_TYPE_TIMER) {
+				printf("  %7.1f ms  timer %llu fired (%lld expirations)\n",
+				       ms_since(&t0), (unsigned long long)ev[i].id,
+				       (long long)ev[i].ret_data);
+			} else if (ev[i].event & POLLIN) {
+				ssize_t r = read(p[0], buf, sizeof(buf) - 1);
+
+				buf[r > 0 ? r : 0] = 0;
+				printf("  %7.1f ms  pipe fd %llu readable: \"%s\"\n", ms_since(&t0),
+				       (unsigned long long)ev[i].id, buf);
+				if (r == 0)
+					done = 1;
+			} else if (ev[i].event & POLLHUP) {
+				printf("  %7.1f ms  pipe fd %llu: writer closed (POLLHUP)\n",
+				       ms_since(&t0), (unsigned long long)ev[i].id);
+				done = 1;
+			}
+		}
+	}
+	wait(NULL);
+	/* The pipe's registration follows its descriptor. */
+	close(p[0]);
+	reg[1].ret_flags = 0;
+	n = kevent_ctl(kfd, KEVENT_CTL_REMOVE, 1, &reg[1]);
+	printf("  after close(pipe): REMOVE -> %d, ret_data %lld (%s)\n", n,
+	       (long long)reg[1].ret_data, strerrorname_np(-reg[1].ret_data));
+	close(kfd);
 	return 0;
 }

@@ -42,6 +42,7 @@ void kevent_file_flush(struct file *file, void *owner);
 bool kevent_fd_maps_to(struct files_struct *files, unsigned int fd,
 		       struct file *file);
 void *kevent_current_files(void);
+bool kevent_file_is_epoll(struct file *file);
 void kevent_fd_track_get(void);
 void kevent_fd_track_put(void);
 

@@ -4,6 +4,8 @@
  * fdtrack.rs; this is what Rust cannot reach: a static key and a locked
  * lookup in an fd table.
  */
+#include <linux/fs.h>
+#include <linux/eventpoll.h>
 #include <linux/fdtable.h>
 #include <linux/kevent.h>
 
@@ -15,6 +17,9 @@ bool kevent_fd_maps_to(struct files_struct *files, unsigned int fd,
 {
 	bool same;
 
+	/* At exit, close_files() closes every fd without clearing the table. */
+	if (!atomic_read(&files->count))
+		return false;
 	spin_lock(&files->file_lock);
 	same = files_lookup_fd_locked(files, fd) == file;
 	spin_unlock(&files->file_lock);
@@ -35,4 +40,10 @@ void kevent_fd_track_get(void)
 void kevent_fd_track_put(void)
 {
 	static_branch_dec(&kevent_fd_key);
+}
+
+/* Whether @file is an epoll instance: the poll source refuses those (no nesting yet). */
+bool kevent_file_is_epoll(struct file *file)
+{
+	return IS_ENABLED(CONFIG_EPOLL) && is_file_epoll(file);
 }

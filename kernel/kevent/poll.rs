@@ -61,8 +61,12 @@ impl Source for PollSource {
     fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
         let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
-        // A queue watching a queue needs nested wake-ups; not supported yet.
-        if Queue::from_file(&local).is_ok() {
+        // A queue watching a queue, or an epoll instance (which might watch this queue), needs
+        // nested wake-ups with loop detection; not supported yet.
+        // SAFETY: `local` is a valid file.
+        if Queue::from_file(&local).is_ok()
+            || unsafe { bindings::kevent_file_is_epoll(local.as_ptr()) }
+        {
             return Err(EINVAL);
         }
         // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
@@ -74,6 +78,13 @@ impl Source for PollSource {
             GFP_KERNEL_ACCOUNT,
         )?;
         let track = FdTrack::new(kevent, &file, fd)?;
+        // A close() that ran between `fget` and `FdTrack::new` did not see the registration.
+        // SAFETY: The current task's fd table is valid during the system call.
+        if !unsafe {
+            bindings::kevent_fd_maps_to(bindings::kevent_current_files().cast(), fd, file.as_ptr())
+        } {
+            return Err(EBADF);
+        }
         let watch = KBox::pin_init(PollWatch::new(file, target), GFP_KERNEL_ACCOUNT)?;
         let initial = watch.initial();
         let attached = Arc::pin_init(

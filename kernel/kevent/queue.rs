@@ -61,12 +61,6 @@ impl ReadyList {
         self.nr += 1;
     }
 
-    fn pop(&mut self) -> Option<ListArc<Kevent, READY>> {
-        let item = self.list.pop_front()?;
-        self.nr -= 1;
-        Some(item)
-    }
-
     /// Number of ready kevents.
     pub(crate) fn len(&self) -> usize {
         self.nr
@@ -211,6 +205,12 @@ impl Queue {
         };
         let mut index = self.index.lock();
         let kevent = index.tree.get(&key).ok_or(ENOENT)?.clone();
+        // Re-arm: detach first, so that nothing the old attachment reports is taken for the new
+        // request; then attach with the new request. If that fails the kevent is removed, and
+        // the entry reports why.
+        if let Some(old) = kevent.take_attached(&mut index) {
+            old.detach(&kevent);
+        }
         {
             let mut ready = self.ready.lock();
             let st = kevent.state.access_mut(&mut ready);
@@ -223,11 +223,6 @@ impl Queue {
             st.fired = 0;
             st.data = 0;
             st.broken = None;
-        }
-        // Re-arm: detach, then attach with the new request. If that fails the kevent is
-        // removed, and the entry reports why.
-        if let Some(old) = kevent.take_attached(&mut index) {
-            old.detach(&kevent);
         }
         match src.attach(&kevent, uk) {
             Ok(attached) => {
@@ -341,13 +336,11 @@ impl Queue {
         let mut index = self.index.lock();
         // Take the ready kevents; notifications for them meanwhile only update their state.
         let mut local = List::<Kevent, READY>::new();
-        let mut nr_local = 0;
+        let mut nr_local;
         {
             let mut ready = self.ready.lock();
-            while let Some(item) = ready.pop() {
-                local.push_back(item);
-                nr_local += 1;
-            }
+            local.push_all_back(&mut ready.list);
+            nr_local = core::mem::take(&mut ready.nr);
         }
         let mut requeue = List::<Kevent, READY>::new();
         let mut nr_requeue = 0;

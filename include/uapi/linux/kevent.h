@@ -3,9 +3,11 @@
  * kevent: generic kernel event processing.
  *
  * One queue (a kevent file descriptor, made by KEVENT_CTL_INIT) holds
- * interests ("kevents") in events from many sources: timers, pollable files,
- * sockets, inodes and network AIO requests. kevent_ctl() adds, modifies and
- * removes kevents in batches; kevent_get_events() collects ready ones.
+ * interests ("kevents") in events from many sources: timers and pollable
+ * files now; sockets, inodes and network AIO requests (types reserved
+ * below) are not implemented yet and are rejected with EINVAL. kevent_ctl()
+ * adds, modifies and removes kevents in batches; kevent_get_events()
+ * collects ready ones.
  *
  * Every field is fixed width and the layout is the same for 32- and 64-bit
  * userspace. See Documentation/kevent.rst for the semantics of each field,

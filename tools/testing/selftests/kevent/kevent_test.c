@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -781,6 +782,65 @@ TEST(fork_child_close_keeps_parent_registration)
 	EXPECT_EQ(p[0], ev[0].id);
 	close(p[0]);
 	close(p[1]);
+	close(kfd);
+}
+
+TEST(exit_removes_registrations)
+{
+	int p[2], status, kfd = kevent_init(0);
+	pid_t pid;
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		/* Registered by the child's fd table, on the shared queue. */
+		_exit(add1(kfd, poll_ev(p[0], POLLIN, 0)) ? 1 : 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	/* The child's exit closed its fds, and its registration went with them. */
+	EXPECT_EQ(-1, ctl1(kfd, KEVENT_CTL_REMOVE, poll_ev(p[0], POLLIN, 0)));
+	EXPECT_EQ(ENOENT, errno);
+	close(p[0]);
+	close(p[1]);
+	close(kfd);
+}
+
+TEST(poll_refuses_nesting)
+{
+	struct epoll_event ee = { .events = EPOLLIN };
+	int kfd = kevent_init(0), epfd = epoll_create1(0);
+
+	ASSERT_LE(0, kfd);
+	ASSERT_LE(0, epfd);
+	ASSERT_EQ(0, epoll_ctl(epfd, EPOLL_CTL_ADD, kfd, &ee));
+	/* kevent -> epoll -> the same kevent would be a loop: refused for now. */
+	EXPECT_EQ(-1, add1(kfd, poll_ev(epfd, POLLIN, 0)));
+	EXPECT_EQ(EINVAL, errno);
+	close(epfd);
+	close(kfd);
+}
+
+TEST(poll_socketpair)
+{
+	struct ukevent ev[2];
+	int sv[2], kfd = kevent_init(0);
+	char c;
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	ASSERT_EQ(0, add1(kfd, poll_ev(sv[0], POLLIN | POLLRDHUP, KEVENT_REQ_ET)));
+	EXPECT_EQ(0, poll_now(kfd, ev, 2));
+	ASSERT_EQ(1, write(sv[1], "x", 1));
+	ASSERT_EQ(1, poll_now(kfd, ev, 2));
+	EXPECT_EQ(POLLIN, ev[0].event);
+	ASSERT_EQ(1, read(sv[0], &c, 1));
+	ASSERT_EQ(0, shutdown(sv[1], SHUT_WR));
+	ASSERT_EQ(1, poll_now(kfd, ev, 2));
+	EXPECT_EQ(POLLIN | POLLRDHUP, ev[0].event);
+	close(sv[0]);
+	close(sv[1]);
 	close(kfd);
 }
 
