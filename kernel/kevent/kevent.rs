@@ -20,6 +20,7 @@ mod abi;
 mod event;
 pub mod fdtrack;
 mod limit;
+mod nest;
 mod poll;
 mod queue;
 mod source;
@@ -54,6 +55,7 @@ impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         fdtrack::init();
         limit::init();
+        nest::init();
         Ok(KeventModule)
     }
 }

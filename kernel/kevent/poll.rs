@@ -7,11 +7,18 @@
 //! wait-queue entry with its own wake function to the file's wait queues (as epoll does, never a
 //! polling loop); a wake-up notifies the kevent with the poll key, and delivery re-checks the
 //! file's `->poll`, so the result reports which of the requested bits are ready.
+//!
+//! Watching a kevent queue or an epoll instance nests wake-ups: the watched object's wait queue
+//! is woken under its lock, and notifying our queue there would take one queue's locks inside
+//! another's (or, through an epoll instance watching us back, our own). For those files the wake
+//! function only records the events and queues a work item that notifies from process context.
+//! Queues watching queues are also checked for loops and depth (`nest.rs`, `ELOOP`).
 
 use crate::{
     abi::*,
     event::Kevent,
     fdtrack::FdTrack,
+    nest::Edge,
     queue::Queue,
     source::{Attached, Source},
 };
@@ -22,7 +29,8 @@ use kernel::{
         LocalFile,
     },
     prelude::*,
-    sync::{new_mutex, Arc, Mutex},
+    sync::{new_mutex, new_spinlock_irq, Arc, ArcBorrow, Mutex, SpinLockIrq},
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
 /// The poll source.
@@ -61,20 +69,25 @@ impl Source for PollSource {
     fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
         let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
-        // A queue watching a queue, or an epoll instance (which might watch this queue), needs
-        // nested wake-ups with loop detection; not supported yet.
+        // A queue watching a queue: no loops, no deep chains.
+        let edge = match Queue::from_file(&local) {
+            Ok(watched) => Some(Edge::new(
+                &*kevent.queue as *const Queue as usize,
+                &*watched as *const Queue as usize,
+            )?),
+            Err(_) => None,
+        };
         // SAFETY: `local` is a valid file.
-        if Queue::from_file(&local).is_ok()
-            || unsafe { bindings::kevent_file_is_epoll(local.as_ptr()) }
-        {
-            return Err(EINVAL);
-        }
+        let deferred = edge.is_some() || unsafe { bindings::kevent_file_is_epoll(local.as_ptr()) };
         // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
-        let target = Arc::new(
-            PollTarget {
+        let target = Arc::pin_init(
+            pin_init!(PollTarget {
                 kevent: kevent.clone(),
-            },
+                deferred,
+                pending <- new_spinlock_irq!(0, "kevent_poll_pending"),
+                work <- new_work!("kevent_poll_work"),
+            }),
             GFP_KERNEL_ACCOUNT,
         )?;
         let track = FdTrack::new(kevent, &file, fd)?;
@@ -89,7 +102,7 @@ impl Source for PollSource {
         let initial = watch.initial();
         let attached = Arc::pin_init(
             pin_init!(PollAttached {
-                watch <- new_mutex!(Some((watch, track)), "kevent_poll_watch"),
+                watch <- new_mutex!(Some((watch, track, edge)), "kevent_poll_watch"),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -101,20 +114,48 @@ impl Source for PollSource {
 }
 
 /// What the wake function reaches: the kevent.
+#[pin_data]
 struct PollTarget {
     kevent: Arc<Kevent>,
+    /// Notify from a work item (the file is a queue or an epoll instance).
+    deferred: bool,
+    /// Events recorded for the work item.
+    #[pin]
+    pending: SpinLockIrq<u32>,
+    #[pin]
+    work: Work<PollTarget>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for PollTarget { self.work }
+}
+
+impl WorkItem for PollTarget {
+    type Pointer = Arc<PollTarget>;
+
+    fn run(this: Arc<PollTarget>) {
+        let events = core::mem::take(&mut *this.pending.lock());
+        Kevent::notify(this.kevent.as_arc_borrow(), events, 0);
+    }
 }
 
 impl PollWake for PollTarget {
-    fn wake(&self, events: u32) {
+    fn wake(this: ArcBorrow<'_, Self>, events: u32) {
         if events & POLLFREE != 0 {
             // The file's wait queue is going away: report the kevent once as broken.
-            Kevent::notify_broken(self.kevent.as_arc_borrow(), ENODEV.to_errno().into());
+            Kevent::notify_broken(this.kevent.as_arc_borrow(), ENODEV.to_errno().into());
             return;
         }
         // A waker without a key says only "something changed": let delivery find out what.
         let events = if events == 0 { POLL_EVENTS } else { events };
-        Kevent::notify(self.kevent.as_arc_borrow(), events, 0);
+        if !this.deferred {
+            Kevent::notify(this.kevent.as_arc_borrow(), events, 0);
+            return;
+        }
+        *this.pending.lock() |= events;
+        // If already queued, the work item will see these events too. The watch holds another
+        // reference, so dropping this one is never the last.
+        let _ = workqueue::system().enqueue(Arc::<PollTarget>::from(this));
     }
 }
 
@@ -124,7 +165,7 @@ struct PollAttached {
     /// The watch and its registration by descriptor; `None` once detached. A mutex: `->poll`
     /// may sleep.
     #[pin]
-    watch: Mutex<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack)>>,
+    watch: Mutex<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack, Option<Edge>)>>,
 }
 
 impl Attached for PollAttached {
@@ -137,6 +178,6 @@ impl Attached for PollAttached {
 
     fn recheck(&self, _kevent: &Kevent, events: u32) -> Option<u32> {
         let guard = self.watch.lock();
-        Some(guard.as_ref().map_or(0, |(w, _)| w.poll_now() & events))
+        Some(guard.as_ref().map_or(0, |(w, _, _)| w.poll_now() & events))
     }
 }

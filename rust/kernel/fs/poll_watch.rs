@@ -16,7 +16,7 @@ use crate::{
     ffi::{c_int, c_uint, c_void},
     fs::File,
     prelude::*,
-    sync::{aref::ARef, rcu, Arc},
+    sync::{aref::ARef, rcu, Arc, ArcBorrow},
     types::Opaque,
 };
 use core::{
@@ -30,8 +30,9 @@ pub trait PollWake: Send + Sync {
     /// A watched wait queue was woken with poll key `events` (0 if the waker gave none).
     ///
     /// Runs in atomic context (possibly hard interrupt) under the wait queue's lock: it must not
-    /// sleep, and must not wake the wait queue it was called from.
-    fn wake(&self, events: u32);
+    /// sleep, and must not wake the wait queue it was called from. `this` may be turned into an
+    /// `Arc` to hand work to process context.
+    fn wake(this: ArcBorrow<'_, Self>, events: u32);
 }
 
 /// `POLLFREE` from `<uapi/asm-generic/poll.h>` (its `__force` cast hides it from bindgen): the
@@ -192,7 +193,7 @@ impl<T: PollWake> PollWatch<T> {
         // SAFETY: `private` was set to the watch, which outlives its registered entries.
         let watch = unsafe { &*(*wait).private.cast::<PollWatch<T>>() };
         let events = key as usize as u32;
-        watch.target.wake(events);
+        T::wake(watch.target.as_arc_borrow(), events);
         if events & POLLFREE != 0 {
             // The wait queue is going away: leave it now, as epoll does. `wake_up_pollfree()`
             // frees it only after an RCU grace period, which covers `unregister`.

@@ -157,7 +157,7 @@ static const int ctl_errnos[] = {
 
 /* One entry of a kevent_ctl() batch (ret_data = -errno). */
 static const int entry_errnos[] = {
-	EINVAL, EEXIST, ENOENT, EBADF, EPERM, E2BIG, ENOSPC, ENOMEM,
+	EINVAL, EEXIST, ENOENT, EBADF, EPERM, E2BIG, ENOSPC, ENOMEM, ELOOP,
 };
 
 static const int get_errnos[] = {
