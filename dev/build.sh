@@ -37,10 +37,17 @@ if [ ! -f "$out/.config" ] || [ "$(cat "$out/.kevent-config" 2>/dev/null)" != "$
 	"${K[@]}" tinyconfig >/dev/null
 	"$TREE_DIR/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${paths[@]}" >/dev/null
 	"${K[@]}" olddefconfig >/dev/null
-	# Every option a fragment asks for must have survived olddefconfig.
+	# Every option a fragment asks for must have survived olddefconfig (a later
+	# fragment overrides an earlier one).
 	missing=$(cat "${paths[@]}" | grep -E '^(CONFIG_[A-Z0-9_]+=.*|# CONFIG_[A-Z0-9_]+ is not set)$' |
+		awk '{ s = $0; sub(/^# /, "", s); sub(/[= ].*/, "", s); last[s] = $0; order[s] = NR }
+		     END { for (s in last) print order[s] "\t" last[s] }' | sort -n | cut -f2- |
 		while read -r line; do
-			grep -qxF "$line" "$out/.config" || echo "  $line"
+			case "$line" in
+			"# "*) sym=${line#\# }; sym=${sym%% *}
+			       grep -q "^$sym=" "$out/.config" && echo "  $line" ;;
+			*) grep -qxF "$line" "$out/.config" || echo "  $line" ;;
+			esac
 		done)
 	[ -z "$missing" ] || die "config fragment options not met (check dependencies):
 $missing"
