@@ -310,7 +310,15 @@ impl Queue {
                             break;
                         }
                     }
-                    match self.wait.wait_interruptible_until(&mut ready, deadline) {
+                    // A waiter that needs more than one event waits non-exclusively, so that
+                    // it never takes a wake-up another waiter could use.
+                    let woken = if min_nr > 1 {
+                        self.wait
+                            .wait_interruptible_until_shared(&mut ready, deadline)
+                    } else {
+                        self.wait.wait_interruptible_until(&mut ready, deadline)
+                    };
+                    match woken {
                         CondVarDeadlineResult::Signal => {
                             if ready.len() == 0 {
                                 return Err(EINTR);

@@ -637,6 +637,47 @@ TEST(exclusive_wakeup)
 	close(kfd);
 }
 
+struct min_waiter {
+	int kfd;
+	unsigned int min_nr;
+	int got;
+	long long ns;
+};
+
+static void *wait_min(void *arg)
+{
+	struct min_waiter *w = arg;
+	struct __kernel_timespec ts = { 1, 0 };
+	struct ukevent ev[2];
+	long long t0 = now_ns();
+
+	w->got = sys_kevent_get_events(w->kfd, w->min_nr, 2, &ts, ev, 0);
+	w->ns = now_ns() - t0;
+	return NULL;
+}
+
+TEST(mixed_min_nr_waiters)
+{
+	struct min_waiter a = { .min_nr = 2 }, b = { .min_nr = 1 };
+	pthread_t ta, tb;
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	a.kfd = b.kfd = kfd;
+	/* The waiter that needs two events must not swallow the wake-up for one. */
+	ASSERT_EQ(0, pthread_create(&ta, NULL, wait_min, &a));
+	usleep(50000);
+	ASSERT_EQ(0, pthread_create(&tb, NULL, wait_min, &b));
+	usleep(50000);
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 20000000, 0, KEVENT_REQ_ET)));
+	pthread_join(tb, NULL);
+	pthread_join(ta, NULL);
+	EXPECT_EQ(1, a.got + b.got);
+	EXPECT_EQ(1, b.got);
+	EXPECT_GT(500000000LL, b.ns);
+	close(kfd);
+}
+
 TEST(many_registrations)
 {
 	static struct ukevent uk[KEVENT_CTL_MAX_BATCH];
