@@ -369,9 +369,13 @@ impl Queue {
             };
             let level = req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0;
             let mut events = fired;
+            let mut data = data;
             let mut still_ready = false;
             if broken.is_none() {
                 let attached = item.attached.access(&index).clone();
+                if let (Some(a), true) = (&attached, fired != 0) {
+                    data = a.clone().delivering(&item, data);
+                }
                 if let Some(now) = attached.and_then(|a| a.recheck(&item, req.event)) {
                     // Report what is ready now, not what was once.
                     events = now & req.event;

@@ -50,4 +50,11 @@ pub(crate) trait Attached: Send + Sync {
     fn recheck(&self, _kevent: &Kevent, _events: u32) -> Option<u32> {
         None
     }
+
+    /// The kevent is about to be delivered with result `data`: returns the result to report.
+    /// A source that counts lazily adds to it here, and may re-arm (a periodic timer does
+    /// both). Process context, may sleep.
+    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64) -> i64 {
+        data
+    }
 }

@@ -7,6 +7,10 @@
 //! in nanoseconds (0: fires once). Each delivery reports `KEVENT_TIMER_FIRED` with the number
 //! of expirations since the previous delivery in `ret_data`. A timer is its own storage: the
 //! hrtimer callback (hard interrupt context) notifies its one kevent directly.
+//!
+//! A periodic timer is not restarted from its callback: like timerfd, it is re-armed when its
+//! event is delivered, counting the periods that passed meanwhile. So a tiny period costs one
+//! interrupt per delivery, not a storm of interrupts.
 
 use crate::{
     abi::*,
@@ -15,7 +19,10 @@ use crate::{
 };
 use kernel::{
     prelude::*,
-    sync::{Arc, ArcBorrow, SpinLock},
+    sync::{
+        atomic::{ordering, Atomic},
+        Arc, ArcBorrow, SpinLock,
+    },
     time::{
         hrtimer::{
             AbsoluteMode, ArcHrTimerHandle, HrTimer, HrTimerCallback, HrTimerCallbackContext,
@@ -28,7 +35,7 @@ use kernel::{
 /// The timer source.
 pub(crate) struct TimerSource;
 
-/// The longest period or relative expiry accepted, in nanoseconds: about 292 years, so that
+/// The longest period or relative expiry accepted, in nanoseconds: about 146 years, so that
 /// `now + expiry` cannot overflow `ktime_t`.
 const MAX_NS: u64 = (i64::MAX / 2) as u64;
 
@@ -60,6 +67,7 @@ impl Source for TimerSource {
                 kevent: kevent.clone(),
                 // Bounded by `MAX_NS` in `check`.
                 period: uk.0.arg[1] as i64,
+                fired_at: Atomic::new(-1),
                 handle <- kernel::new_spinlock!(None, "kevent_timer_handle"),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -77,6 +85,9 @@ struct TimerKevent {
     kevent: Arc<Kevent>,
     /// Period in nanoseconds; 0 for a oneshot timer.
     period: i64,
+    /// When the timer last fired (its expiry, in ns of `CLOCK_MONOTONIC`), until re-armed; -1
+    /// when it has not fired since.
+    fired_at: Atomic<i64>,
     /// The running timer; dropping it cancels the timer. Not touched by the callback.
     #[pin]
     handle: SpinLock<Option<ArcHrTimerHandle<TimerKevent>>>,
@@ -101,23 +112,12 @@ impl TimerKevent {
 impl HrTimerCallback for TimerKevent {
     type Pointer<'a> = Arc<Self>;
 
-    fn run(this: ArcBorrow<'_, Self>, mut ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
-        let period = this.period;
-        let expirations = if period > 0 {
-            ctx.forward_now(Delta::from_nanos(period)).max(1)
-        } else {
-            1
-        };
-        Kevent::notify(
-            this.kevent.as_arc_borrow(),
-            KEVENT_TIMER_FIRED,
-            i64::try_from(expirations).unwrap_or(i64::MAX),
-        );
-        if period > 0 {
-            HrTimerRestart::Restart
-        } else {
-            HrTimerRestart::NoRestart
-        }
+    fn run(this: ArcBorrow<'_, Self>, _ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
+        this.fired_at
+            .store(this.timer.expires().as_nanos(), ordering::Release);
+        Kevent::notify(this.kevent.as_arc_borrow(), KEVENT_TIMER_FIRED, 1);
+        // A periodic timer is re-armed at delivery (`Attached::delivering`).
+        HrTimerRestart::NoRestart
     }
 }
 
@@ -133,5 +133,26 @@ impl Attached for TimerKevent {
         // the timer holds no reference to us.
         let handle = self.handle.lock().take();
         drop(handle);
+    }
+
+    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64) -> i64 {
+        let fired_at = self.fired_at.load(ordering::Acquire);
+        if self.period == 0 || fired_at < 0 {
+            return data;
+        }
+        // It fired at `fired_at` (counted in `data`); the periods that passed since are
+        // expirations too. Re-arm at the first one still to come.
+        let now = Instant::<Monotonic>::now().as_nanos();
+        let passed = (now.saturating_sub(fired_at) / self.period).saturating_add(1);
+        let next = fired_at.saturating_add(passed.saturating_mul(self.period));
+        self.fired_at.store(-1, ordering::Relaxed);
+        // The timer is not running (it does not restart itself): cancelling the old handle is
+        // immediate.
+        let old = self.handle.lock().take();
+        drop(old);
+        let expires = Instant::<Monotonic>::from_nanos(next).unwrap_or(Instant::now());
+        let handle = self.clone().start(expires);
+        *self.handle.lock() = Some(handle);
+        data.saturating_add(passed - 1)
     }
 }

@@ -408,6 +408,27 @@ TEST(timer_periodic_counts)
 	close(kfd);
 }
 
+TEST(timer_tiny_period_counts_at_delivery)
+{
+	struct ukevent ev[1];
+	long long t0 = now_ns(), dt;
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	/* 1 us period: counted at delivery, not an interrupt per period. */
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, 1000, 1000, 0)));
+	usleep(100000);
+	ASSERT_EQ(1, poll_now(kfd, ev, 1));
+	dt = now_ns() - t0;
+	TH_LOG("%lld expirations in %lld us", (long long)ev[0].ret_data, dt / 1000);
+	EXPECT_LE(dt / 1000 - 20000, ev[0].ret_data);
+	EXPECT_GE(dt / 1000 + 1, ev[0].ret_data);
+	/* Re-armed: it fires again. */
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	EXPECT_LE(1, ev[0].ret_data);
+	close(kfd);
+}
+
 TEST(timer_absolute)
 {
 	struct ukevent ev[1];
