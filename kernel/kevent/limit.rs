@@ -62,3 +62,33 @@ impl Drop for Charge {
         }
     }
 }
+
+#[kunit_tests(kevent_limit)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_up_to_the_limit() {
+        let limit = &raw mut bindings::kevent_max_user_kevents;
+        // SAFETY: KUnit runs before userspace: nothing else reads or charges concurrently.
+        let saved = unsafe { limit.read_volatile() };
+        // SAFETY: As above.
+        unsafe { limit.write_volatile(2) };
+        let a = Charge::new();
+        let b = Charge::new();
+        let c = Charge::new();
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(c.err(), Some(ENOSPC));
+        // Uncharging makes room again.
+        drop(a);
+        let d = Charge::new();
+        assert!(d.is_ok());
+        drop((b, d));
+        // SAFETY: As above.
+        unsafe { limit.write_volatile(0) };
+        assert_eq!(Charge::new().err(), Some(ENOSPC));
+        // SAFETY: As above.
+        unsafe { limit.write_volatile(saved) };
+        assert!(Charge::new().is_ok());
+    }
+}

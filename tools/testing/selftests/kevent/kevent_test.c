@@ -677,6 +677,76 @@ static void *wait_min(void *arg)
 	return NULL;
 }
 
+static long ctxt_switches(pid_t tid)
+{
+	char path[64], line[128];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+struct herd_waiter {
+	int kfd;
+	pid_t tid;
+	int got;
+};
+
+static void *herd_wait(void *arg)
+{
+	struct herd_waiter *w = arg;
+	struct __kernel_timespec ts = { 1, 500000000 };
+	struct ukevent ev;
+
+	w->tid = syscall(SYS_gettid);
+	w->got = sys_kevent_get_events(w->kfd, 1, 1, &ts, &ev, 0);
+	return NULL;
+}
+
+/* How many of three blocked waiters one ready kevent wakes. */
+static int count_woken(struct __test_metadata *_metadata, __u32 flags)
+{
+	struct herd_waiter w[3];
+	long before[3];
+	pthread_t t[3];
+	int kfd = kevent_init(0), i, woken = 0, got = 0;
+
+	for (i = 0; i < 3; i++) {
+		w[i].kfd = kfd;
+		w[i].tid = 0;
+		pthread_create(&t[i], NULL, herd_wait, &w[i]);
+	}
+	usleep(200000);
+	for (i = 0; i < 3; i++)
+		before[i] = ctxt_switches(w[i].tid);
+	add1(kfd, timer_ev(1, 1000000, 0, KEVENT_REQ_ET | flags));
+	usleep(300000);
+	/* A waiter that was woken and went back to sleep has switched again. */
+	for (i = 0; i < 3; i++)
+		woken += w[i].got > 0 || ctxt_switches(w[i].tid) > before[i];
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		got += w[i].got;
+	}
+	EXPECT_EQ(1, got);
+	close(kfd);
+	return woken;
+}
+
+TEST(exclusive_vs_wakeup_all)
+{
+	EXPECT_EQ(1, count_woken(_metadata, 0));
+	EXPECT_EQ(3, count_woken(_metadata, KEVENT_REQ_WAKEUP_ALL));
+}
+
 TEST(mixed_min_nr_waiters)
 {
 	struct min_waiter a = { .min_nr = 2 }, b = { .min_nr = 1 };
