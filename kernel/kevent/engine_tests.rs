@@ -142,6 +142,12 @@ impl Drop for TestQueue {
     }
 }
 
+/// A queue, a source object and the fake source that serves it.
+fn setup() -> (TestQueue, Arc<FakeObj>, FakeSource) {
+    let obj = FakeObj::new();
+    (TestQueue::new(), obj.clone(), FakeSource(obj))
+}
+
 fn uk(id: u64, event: u32, flags: u32) -> Ukevent {
     let mut uk = Ukevent::zeroed();
     uk.0.type_ = FAKE_TYPE;
@@ -167,9 +173,7 @@ mod tests {
 
     #[test]
     fn add_remove_errors() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Ok(()));
         assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Err(EEXIST));
         assert_eq!(q.as_arc_borrow().add(&src, &uk(2, 0, 0)), Err(EINVAL));
@@ -187,9 +191,7 @@ mod tests {
 
     #[test]
     fn ready_once_per_activity() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
         q.as_arc_borrow().add(&src, &uk(2, OUT, 0)).unwrap();
         assert_eq!(q.nr_ready(), 0);
@@ -207,9 +209,7 @@ mod tests {
 
     #[test]
     fn level_triggered_rechecks() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
         obj.fire(IN);
         // Still ready: reported again and again.
@@ -223,9 +223,7 @@ mod tests {
 
     #[test]
     fn edge_triggered_once() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow()
             .add(&src, &uk(1, IN, KEVENT_REQ_ET))
             .unwrap();
@@ -241,9 +239,7 @@ mod tests {
 
     #[test]
     fn oneshot_removed_after_delivery() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow()
             .add(&src, &uk(1, IN, KEVENT_REQ_ONESHOT))
             .unwrap();
@@ -257,9 +253,7 @@ mod tests {
 
     #[test]
     fn max_and_order() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         for id in 0..5 {
             q.as_arc_borrow()
                 .add(&src, &uk(id, IN, KEVENT_REQ_ET))
@@ -275,9 +269,7 @@ mod tests {
 
     #[test]
     fn fault_loses_nothing() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         for id in 0..3 {
             q.as_arc_borrow()
                 .add(&src, &uk(id, IN, KEVENT_REQ_ET))
@@ -295,9 +287,7 @@ mod tests {
 
     #[test]
     fn broken_source_reported_once() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
         obj.storage.fini(EPIPE.to_errno().into());
         let got = poll(&q, 8).got;
@@ -310,9 +300,7 @@ mod tests {
 
     #[test]
     fn modify_rearms() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
         obj.level.store(OUT, ordering::Relaxed);
         let mut m = uk(1, OUT, 0);
@@ -325,9 +313,7 @@ mod tests {
 
     #[test]
     fn min_nr_and_timeout() {
-        let q = TestQueue::new();
-        let obj = FakeObj::new();
-        let src = FakeSource(obj.clone());
+        let (q, obj, src) = setup();
         q.as_arc_borrow()
             .add(&src, &uk(1, IN, KEVENT_REQ_ET))
             .unwrap();

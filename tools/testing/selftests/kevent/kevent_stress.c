@@ -28,13 +28,7 @@
 #include <linux/time_types.h>
 
 #include "../kselftest_harness.h"
-
-#ifndef __NR_kevent_ctl
-#define __NR_kevent_ctl 473
-#endif
-#ifndef __NR_kevent_get_events
-#define __NR_kevent_get_events 474
-#endif
+#include "kevent_sys.h"
 
 #define NSEC_PER_SEC	1000000000LL
 #define NSEC_PER_MSEC	1000000LL
@@ -50,23 +44,6 @@
 /* Every poll bit a kevent may ask for. */
 #define POLL_MASK	(POLLIN | POLLPRI | POLLOUT | POLLERR | POLLHUP | POLLRDNORM | \
 			 POLLRDBAND | POLLWRNORM | POLLWRBAND | POLLMSG | POLLRDHUP)
-
-static int sys_kevent_ctl(int fd, unsigned int cmd, unsigned int num, struct ukevent *buf)
-{
-	return syscall(__NR_kevent_ctl, fd, cmd, num, buf);
-}
-
-static int sys_kevent_get_events(int fd, unsigned int min_nr, unsigned int max_nr,
-				 const struct __kernel_timespec *timeout,
-				 struct ukevent *buf, unsigned int flags)
-{
-	return syscall(__NR_kevent_get_events, fd, min_nr, max_nr, timeout, buf, flags);
-}
-
-static int kevent_init(unsigned int flags)
-{
-	return sys_kevent_ctl(-1, KEVENT_CTL_INIT, flags, NULL);
-}
 
 static long long now_ns(void)
 {
