@@ -9,7 +9,7 @@
 #ifndef _LINUX_KEVENT_H
 #define _LINUX_KEVENT_H
 
-#include <linux/jump_label.h>
+#include <linux/jump_label_ratelimit.h>
 #include <linux/types.h>
 #include <linux/time_types.h>
 #include <uapi/linux/kevent.h>
@@ -34,7 +34,7 @@ extern long kevent_max_user_kevents;
  * filp_flush() calls kevent_flush(); it costs one patched-out branch while no
  * kevent is registered by fd anywhere.
  */
-DECLARE_STATIC_KEY_FALSE(kevent_fd_key);
+extern struct static_key_false_deferred kevent_fd_key;
 
 /* Implemented in Rust (kernel/kevent/fdtrack.rs). */
 void kevent_file_flush(struct file *file, void *owner);
@@ -48,7 +48,7 @@ void kevent_fd_track_put(void);
 
 static inline void kevent_flush(struct file *file, void *owner)
 {
-	if (static_branch_unlikely(&kevent_fd_key))
+	if (static_branch_unlikely(&kevent_fd_key.key))
 		kevent_file_flush(file, owner);
 }
 #else

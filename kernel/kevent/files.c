@@ -9,8 +9,12 @@
 #include <linux/fdtable.h>
 #include <linux/kevent.h>
 
-/* On while any kevent is registered by file descriptor. */
-DEFINE_STATIC_KEY_FALSE(kevent_fd_key);
+/*
+ * On while any kevent is registered by file descriptor. Turned off a second
+ * after the last one goes, so that adding and removing one kevent in a loop
+ * does not patch the close path's code every time.
+ */
+DEFINE_STATIC_KEY_DEFERRED_FALSE(kevent_fd_key, HZ);
 
 bool kevent_fd_maps_to(struct files_struct *files, unsigned int fd,
 		       struct file *file)
@@ -34,12 +38,12 @@ void *kevent_current_files(void)
 
 void kevent_fd_track_get(void)
 {
-	static_branch_inc(&kevent_fd_key);
+	static_branch_inc(&kevent_fd_key.key);
 }
 
 void kevent_fd_track_put(void)
 {
-	static_branch_dec(&kevent_fd_key);
+	static_branch_slow_dec_deferred(&kevent_fd_key);
 }
 
 /* Whether @file is an epoll instance: the poll source refuses those (no nesting yet). */
