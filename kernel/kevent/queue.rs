@@ -301,6 +301,7 @@ impl Queue {
     ) -> Result<usize> {
         loop {
             let mut timed_out = nonblock;
+            let mut signalled = false;
             {
                 let mut ready = self.ready.lock();
                 while ready.len() < min_nr && !timed_out {
@@ -323,6 +324,7 @@ impl Queue {
                             if ready.len() == 0 {
                                 return Err(EINTR);
                             }
+                            signalled = true;
                             timed_out = true;
                         }
                         CondVarDeadlineResult::Timeout => timed_out = true,
@@ -331,6 +333,10 @@ impl Queue {
                 }
             }
             let n = self.deliver(max_nr, sink)?;
+            // Interrupted, and the kevents that were ready turned out stale: nothing copied.
+            if n == 0 && signalled {
+                return Err(EINTR);
+            }
             // Level-triggered kevents found no longer ready are not reported: if that left
             // nothing to report and time remains, wait again.
             if n > 0 || timed_out || min_nr == 0 {
