@@ -36,6 +36,8 @@ use kernel::{
     list::{List, ListArc},
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
+    seq_file::SeqFile,
+    seq_print,
     sync::{
         aref::ARef,
         new_mutex, new_spinlock_irq,
@@ -466,6 +468,29 @@ impl AnonInodeFile for Queue {
 
     fn release(queue: Arc<Queue>, _file: &File) {
         queue.release_all();
+    }
+
+    fn show_fdinfo(queue: ArcBorrow<'_, Queue>, m: &SeqFile, _file: &File) {
+        let index = queue.index.lock();
+        seq_print!(
+            m,
+            "kevents:\t{}\nready:\t{}\n",
+            index.tree.iter().count(),
+            queue.nr_ready()
+        );
+        for (key, kevent) in index.tree.iter() {
+            let ready = queue.ready.lock();
+            let st = kevent.state.access(&ready);
+            seq_print!(
+                m,
+                "type: {} id: {} event: {:#x} flags: {:#x} data: {:#x}\n",
+                key.ty,
+                key.id,
+                st.req.event,
+                st.req.flags,
+                st.req.user_data
+            );
+        }
     }
 
     fn poll(queue: ArcBorrow<'_, Queue>, file: &File, table: PollTable<'_>) -> u32 {

@@ -25,6 +25,7 @@ use crate::{
     fs::{File, LocalFile},
     module::this_module,
     prelude::*,
+    seq_file::SeqFile,
     sync::aref::ARef,
     sync::poll::PollTable,
     types::ForeignOwnable,
@@ -52,6 +53,11 @@ pub trait AnonInodeFile: Sized {
         _file: &File,
         _table: PollTable<'_>,
     ) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Shows extra lines in `/proc/<pid>/fdinfo/<fd>`.
+    fn show_fdinfo(_data: <Self::Ptr as ForeignOwnable>::Borrowed<'_>, _m: &SeqFile, _file: &File) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -158,9 +164,29 @@ impl<T: AnonInodeFile> AnonInodeVTable<T> {
         T::poll(data, f, unsafe { PollTable::from_raw(table) })
     }
 
+    /// # Safety
+    ///
+    /// `file` must be a file created by [`AnonInodeFops::create_file`] for `T`; `m` a valid
+    /// `seq_file` for the duration of the call.
+    unsafe extern "C" fn show_fdinfo(m: *mut bindings::seq_file, file: *mut bindings::file) {
+        // SAFETY: The private data came from `T::Ptr::into_foreign`, and `release` cannot run
+        // while `/proc` holds a reference to the file.
+        let data = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: The file is valid for the duration of this call, and there is no active
+        // fdget_pos region on it.
+        let f = unsafe { File::from_raw_file(file) };
+        // SAFETY: The caller guarantees `m` for the duration of this call.
+        T::show_fdinfo(data, unsafe { SeqFile::from_raw(m) }, f)
+    }
+
     const VTABLE: bindings::file_operations = bindings::file_operations {
         release: Some(Self::release),
         poll: if T::HAS_POLL { Some(Self::poll) } else { None },
+        show_fdinfo: if T::HAS_SHOW_FDINFO {
+            Some(Self::show_fdinfo)
+        } else {
+            None
+        },
         llseek: Some(bindings::noop_llseek),
         owner: this_module::<T::OwnerModule>().as_ptr(),
         ..pin_init::zeroed()

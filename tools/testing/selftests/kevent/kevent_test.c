@@ -277,6 +277,27 @@ TEST(get_events_eintr)
 	close(fd);
 }
 
+TEST(fdinfo)
+{
+	char path[64], buf[1024];
+	int kfd = kevent_init(0), fd;
+	ssize_t n;
+
+	ASSERT_LE(0, kfd);
+	ASSERT_EQ(0, add1(kfd, timer_ev(7, 1000000000000ULL, 0, KEVENT_REQ_ET)));
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", kfd);
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	n = read(fd, buf, sizeof(buf) - 1);
+	ASSERT_LT(0, n);
+	buf[n] = 0;
+	EXPECT_NE(NULL, strstr(buf, "kevents:\t1\nready:\t0\n")) TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "type: 1 id: 7 event: 0x1 flags: 0x2 data: 0xabc007\n"))
+		TH_LOG("%s", buf);
+	close(fd);
+	close(kfd);
+}
+
 TEST(ctl_errors)
 {
 	struct ukevent uk[3];
