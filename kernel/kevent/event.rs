@@ -30,12 +30,33 @@ pub(crate) struct Key {
     pub(crate) id: u64,
 }
 
+impl Key {
+    /// The key `uk` names.
+    pub(crate) fn of(uk: &Ukevent) -> Key {
+        Key {
+            ty: uk.0.type_,
+            id: uk.0.id,
+        }
+    }
+}
+
 /// What userspace asked for; changed by `KEVENT_CTL_MODIFY`.
 #[derive(Clone, Copy)]
 pub(crate) struct Request {
     pub(crate) user_data: u64,
     pub(crate) event: u32,
     pub(crate) flags: u32,
+}
+
+impl Request {
+    /// The request in `uk`.
+    pub(crate) fn of(uk: &Ukevent) -> Request {
+        Request {
+            user_data: uk.0.user_data,
+            event: uk.0.event,
+            flags: uk.0.req_flags,
+        }
+    }
 }
 
 /// The delivery state of a kevent, guarded by its queue's ready lock.

@@ -64,6 +64,7 @@ impl FdTrack {
                 tree.try_create_and_insert(key, list, GFP_KERNEL_ACCOUNT)?;
             }
         }
+        drop(guard);
         // SAFETY: No preconditions; paired with the `kevent_fd_track_put` in `drop`.
         unsafe { bindings::kevent_fd_track_get() };
         Ok(FdTrack {

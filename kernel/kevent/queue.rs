@@ -155,15 +155,8 @@ impl Queue {
     /// `KEVENT_CTL_ADD` of one kevent.
     pub(crate) fn add(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
         Self::check(src, uk)?;
-        let key = Key {
-            ty: uk.0.type_,
-            id: uk.0.id,
-        };
-        let req = Request {
-            user_data: uk.0.user_data,
-            event: uk.0.event,
-            flags: uk.0.req_flags,
-        };
+        let key = Key::of(uk);
+        let req = Request::of(uk);
         let this: Arc<Queue> = self.into();
         let mut index = self.index.lock();
         if index.tree.get(&key).is_some() {
@@ -188,10 +181,7 @@ impl Queue {
 
     /// `KEVENT_CTL_REMOVE` of one kevent.
     pub(crate) fn remove(&self, uk: &Ukevent) -> Result {
-        let key = Key {
-            ty: uk.0.type_,
-            id: uk.0.id,
-        };
+        let key = Key::of(uk);
         let mut index = self.index.lock();
         let kevent = index.tree.remove(&key).ok_or(ENOENT)?;
         self.detach(&mut index, &kevent);
@@ -201,10 +191,7 @@ impl Queue {
     /// `KEVENT_CTL_MODIFY` of one kevent: new mask, flags and cookie; re-armed.
     pub(crate) fn modify(&self, src: &dyn Source, uk: &Ukevent) -> Result {
         Self::check(src, uk)?;
-        let key = Key {
-            ty: uk.0.type_,
-            id: uk.0.id,
-        };
+        let key = Key::of(uk);
         let mut index = self.index.lock();
         let kevent = index.tree.get(&key).ok_or(ENOENT)?.clone();
         // Re-arm: detach first, so that nothing the old attachment reports is taken for the new
@@ -216,11 +203,7 @@ impl Queue {
         {
             let mut ready = self.ready.lock();
             let st = kevent.state.access_mut(&mut ready);
-            st.req = Request {
-                user_data: uk.0.user_data,
-                event: uk.0.event,
-                flags: uk.0.req_flags,
-            };
+            st.req = Request::of(uk);
             // Forget what fired under the old request.
             st.fired = 0;
             st.data = 0;
