@@ -48,7 +48,7 @@ if [ ! -f "$out/.config" ] || [ "$(cat "$out/.kevent-config" 2>/dev/null)" != "$
 			       grep -q "^$sym=" "$out/.config" && echo "  $line" ;;
 			*) grep -qxF "$line" "$out/.config" || echo "  $line" ;;
 			esac
-		done)
+		done; true)
 	[ -z "$missing" ] || die "config fragment options not met (check dependencies):
 $missing"
 	echo "$want" >"$out/.kevent-config"
