@@ -8,27 +8,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/kevent.h>
-#include <linux/time_types.h>
-
-#define __NR_kevent_ctl 473
-#define __NR_kevent_get_events 474
-
-static long kevent_ctl(int fd, unsigned int cmd, unsigned int num, struct ukevent *buf)
-{
-	return syscall(__NR_kevent_ctl, fd, cmd, num, buf);
-}
-
-static long kevent_get_events(int fd, unsigned int min_nr, unsigned int max_nr,
-			      const struct __kernel_timespec *ts, struct ukevent *buf,
-			      unsigned int flags)
-{
-	return syscall(__NR_kevent_get_events, fd, min_nr, max_nr, ts, buf, flags);
-}
+#include <libkevent.h>		/* tools/lib/kevent */
 
 static double ms_since(const struct timespec *t0)
 {
@@ -40,24 +23,20 @@ static double ms_since(const struct timespec *t0)
 
 int main(void)
 {
-	struct ukevent reg[2] = {
-		{ .user_data = 1, .id = 1, .type = KEVENT_TYPE_TIMER,
-		  .event = KEVENT_TIMER_FIRED, .arg = { 100000000, 100000000 } },
-		{ .user_data = 2, .type = KEVENT_TYPE_POLL, .event = POLLIN | POLLHUP },
-	};
-	struct ukevent ev[8];
+	struct ukevent reg[2], ev[8];
 	struct timespec t0;
 	int kfd, p[2], done = 0, i, n;
 	char buf[64];
 
 	printf("kevent demo: a 100 ms periodic timer and a pipe in one queue\n");
-	kfd = kevent_ctl(-1, KEVENT_CTL_INIT, KEVENT_CLOEXEC, NULL);
+	kfd = kevent_queue(KEVENT_CLOEXEC);
 	if (kfd < 0 || pipe(p)) {
 		perror("kevent_ctl(KEVENT_CTL_INIT) or pipe");
 		return 1;
 	}
-	reg[1].id = p[0];
-	n = kevent_ctl(kfd, KEVENT_CTL_ADD, 2, reg);
+	kevent_prep_timer(&reg[0], 1, 100000000, 100000000, 1);
+	kevent_prep_poll(&reg[1], p[0], POLLIN | POLLHUP, 2);
+	n = kevent_add(kfd, reg, 2);
 	printf("  kevent_ctl(ADD, 2 entries) -> %d (ret_flags %#x, %#x)\n", n,
 	       reg[0].ret_flags, reg[1].ret_flags);
 	if (n != 2)
@@ -76,7 +55,7 @@ int main(void)
 	close(p[1]);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!done) {
-		n = kevent_get_events(kfd, 1, 8, NULL, ev, 0);
+		n = kevent_wait(kfd, ev, 1, 8, -1);
 		if (n < 0) {
 			perror("kevent_get_events");
 			return 1;
@@ -104,10 +83,10 @@ int main(void)
 	wait(NULL);
 	/* The pipe's registration follows its descriptor. */
 	close(p[0]);
-	reg[1].ret_flags = 0;
-	n = kevent_ctl(kfd, KEVENT_CTL_REMOVE, 1, &reg[1]);
+	kevent_prep_key(&reg[1], KEVENT_TYPE_POLL, p[0]);
+	n = kevent_remove(kfd, &reg[1], 1);
 	printf("  after close(pipe): REMOVE -> %d, ret_data %lld (%s)\n", n,
-	       (long long)reg[1].ret_data, strerrorname_np(-reg[1].ret_data));
+	       (long long)reg[1].ret_data, strerrorname_np(-kevent_result(&reg[1])));
 	close(kfd);
 	return 0;
 }

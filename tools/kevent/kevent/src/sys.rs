@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The raw kevent ABI: a mirror of `include/uapi/linux/kevent.h` and the two
+//! system calls.
+//!
+//! Everything here has the name and value it has in the C header (the unit
+//! tests parse the header and compare). Use the safe API of the crate root
+//! unless you need to build entries by hand; [`kevent_ctl`] and
+//! [`kevent_get_events`] are `unsafe` because they take raw pointers.
+//!
+//! See `Documentation/kevent.rst` for the meaning of every field, flag and
+//! error code.
+
+use core::mem::{offset_of, size_of};
+
+/// The system call number of `kevent_ctl()`.
+///
+/// 473 on x86_64 and in the generic system call table
+/// (`include/uapi/asm-generic/unistd.h`), which the newer architectures use.
+#[cfg(target_arch = "x86_64")]
+pub const SYS_KEVENT_CTL: libc::c_long = 473;
+/// The system call number of `kevent_get_events()` (474 on x86_64).
+#[cfg(target_arch = "x86_64")]
+pub const SYS_KEVENT_GET_EVENTS: libc::c_long = 474;
+
+/// The system call number of `kevent_ctl()` in the generic system call table.
+#[cfg(not(target_arch = "x86_64"))]
+pub const SYS_KEVENT_CTL: libc::c_long = 473;
+/// The system call number of `kevent_get_events()` in the generic system
+/// call table.
+#[cfg(not(target_arch = "x86_64"))]
+pub const SYS_KEVENT_GET_EVENTS: libc::c_long = 474;
+
+// The timeout of kevent_get_events() is a `struct __kernel_timespec` (two
+// 64-bit fields). `libc::timespec` has that layout only on 64-bit targets.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("the kevent crate supports 64-bit targets only (libc::timespec must match struct __kernel_timespec)");
+
+const _: () = assert!(size_of::<libc::timespec>() == 16);
+const _: () = assert!(offset_of!(libc::timespec, tv_sec) == 0);
+const _: () = assert!(offset_of!(libc::timespec, tv_nsec) == 8);
+
+/// Defines the `KEVENT_*` constants and, for the tests, a table of all of
+/// them by name.
+macro_rules! kevent_consts {
+    ($($(#[$attr:meta])* $name:ident = $value:expr;)*) => {
+        $($(#[$attr])* pub const $name: u32 = $value;)*
+
+        /// Every `KEVENT_*` constant of this module, by name.
+        #[cfg(test)]
+        pub(crate) const ALL_CONSTS: &[(&str, u32)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+kevent_consts! {
+    /// `kevent_ctl()` command: make a queue (`fd` = -1, `num` = flags,
+    /// `buf` = NULL); returns its file descriptor.
+    KEVENT_CTL_INIT = 1;
+    /// `kevent_ctl()` command: register kevents.
+    KEVENT_CTL_ADD = 2;
+    /// `kevent_ctl()` command: remove kevents, by `(type, id)`.
+    KEVENT_CTL_REMOVE = 3;
+    /// `kevent_ctl()` command: change the request of kevents and re-arm them.
+    KEVENT_CTL_MODIFY = 4;
+
+    /// `KEVENT_CTL_INIT` flag: the new descriptor is close-on-exec.
+    KEVENT_CLOEXEC = 0x1;
+    /// `KEVENT_CTL_INIT` flag: the new file is `O_NONBLOCK`;
+    /// `kevent_get_events()` never sleeps.
+    KEVENT_NONBLOCK = 0x2;
+
+    /// The largest `num` of one `kevent_ctl()` call; more is `E2BIG`.
+    KEVENT_CTL_MAX_BATCH = 1024;
+
+    /// `kevent_get_events()` flag: the timeout is an absolute
+    /// `CLOCK_MONOTONIC` deadline.
+    KEVENT_WAIT_ABSTIME = 0x1;
+
+    /// Event source type: a high-resolution timer; `id` is any number.
+    KEVENT_TYPE_TIMER = 1;
+    /// Event source type: `->poll` readiness of a file; `id` is the fd.
+    KEVENT_TYPE_POLL = 2;
+    /// Event source type: a socket (no source yet: `EINVAL`).
+    KEVENT_TYPE_SOCKET = 3;
+    /// Event source type: an inode (no source yet: `EINVAL`).
+    KEVENT_TYPE_INODE = 4;
+    /// Event source type: network AIO (no source yet: `EINVAL`).
+    KEVENT_TYPE_AIO = 5;
+
+    /// Timer event: the timer expired.
+    KEVENT_TIMER_FIRED = 0x1;
+
+    /// Socket event: data or EOF readable.
+    KEVENT_SOCKET_RECV = 0x01;
+    /// Socket event: write space.
+    KEVENT_SOCKET_SEND = 0x02;
+    /// Socket event: a connection is waiting.
+    KEVENT_SOCKET_ACCEPT = 0x04;
+    /// Socket event: an outgoing connect finished.
+    KEVENT_SOCKET_CONNECT = 0x08;
+    /// Socket event: peer closed or shut down.
+    KEVENT_SOCKET_HUP = 0x10;
+    /// Socket event: socket error, `-errno` in `ret_data`.
+    KEVENT_SOCKET_ERR = 0x20;
+
+    /// Inode event: an entry was created.
+    KEVENT_INODE_CREATE = 0x1;
+    /// Inode event: an entry was removed.
+    KEVENT_INODE_REMOVE = 0x2;
+
+    /// Request flag: removed after its first delivery.
+    KEVENT_REQ_ONESHOT = 0x01;
+    /// Request flag: edge triggered, reported once per new activity.
+    KEVENT_REQ_ET = 0x02;
+    /// Request flag: wake every waiter, not just one.
+    KEVENT_REQ_WAKEUP_ALL = 0x04;
+    /// Request flag (timers only): `arg[0]` is an absolute `CLOCK_MONOTONIC`
+    /// time.
+    KEVENT_REQ_ABSTIME = 0x08;
+
+    /// Return flag: `kevent_ctl()`: the entry took effect; delivery: a
+    /// normal event.
+    KEVENT_RET_DONE = 0x01;
+    /// Return flag: `kevent_ctl()`: the entry failed; delivery: the source is
+    /// gone or failed. `ret_data` is `-errno` in both cases.
+    KEVENT_RET_BROKEN = 0x02;
+}
+
+/// `struct ukevent`: one kevent, as registered and as delivered.
+///
+/// 64 bytes, fixed-width fields, no implicit padding, the same layout for
+/// 32- and 64-bit userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Ukevent {
+    /// Opaque cookie, returned unchanged with every event.
+    pub user_data: u64,
+    /// What to watch: a file descriptor (poll, socket, inode, AIO) or a
+    /// caller-chosen timer id; `(type_, id)` names the kevent in its queue.
+    pub id: u64,
+    /// `KEVENT_TYPE_*` (`type` in C).
+    pub type_: u32,
+    /// Requested event mask; on delivery, the events that fired.
+    pub event: u32,
+    /// `KEVENT_REQ_*`.
+    pub req_flags: u32,
+    /// `KEVENT_RET_*`, written by the kernel.
+    pub ret_flags: u32,
+    /// Result: a count (timer expirations) or a `-errno`.
+    pub ret_data: i64,
+    /// Per-type arguments (timer: `arg[0]` expiry in ns, relative or
+    /// absolute, `arg[1]` period in ns or 0); zero otherwise.
+    pub arg: [u64; 2],
+    /// AIO sendfile: the source file descriptor; zero otherwise.
+    pub arg_fd: u32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+const _: () = assert!(size_of::<Ukevent>() == 64);
+const _: () = assert!(core::mem::align_of::<Ukevent>() == 8);
+const _: () = assert!(offset_of!(Ukevent, user_data) == 0);
+const _: () = assert!(offset_of!(Ukevent, id) == 8);
+const _: () = assert!(offset_of!(Ukevent, type_) == 16);
+const _: () = assert!(offset_of!(Ukevent, event) == 20);
+const _: () = assert!(offset_of!(Ukevent, req_flags) == 24);
+const _: () = assert!(offset_of!(Ukevent, ret_flags) == 28);
+const _: () = assert!(offset_of!(Ukevent, ret_data) == 32);
+const _: () = assert!(offset_of!(Ukevent, arg) == 40);
+const _: () = assert!(offset_of!(Ukevent, arg_fd) == 56);
+const _: () = assert!(offset_of!(Ukevent, reserved) == 60);
+
+/// The raw `kevent_ctl()` system call.
+///
+/// Returns what the system call returns: a file descriptor
+/// (`KEVENT_CTL_INIT`) or the number of entries that took effect, or -1 with
+/// `errno` set.
+///
+/// # Safety
+///
+/// `buf` must be null or point to `num` entries that are valid for reads and
+/// writes for the duration of the call (the kernel writes each entry's
+/// result back). An invalid pointer makes the kernel fail with `EFAULT`, but
+/// writes through a pointer that happens to be valid memory of something
+/// else corrupt it.
+pub unsafe fn kevent_ctl(fd: i32, cmd: u32, num: u32, buf: *mut Ukevent) -> i64 {
+    // SAFETY: the caller guarantees `buf` is valid as documented; the other
+    // arguments are plain integers, widened to the register size the
+    // variadic `syscall()` reads.
+    unsafe {
+        libc::syscall(
+            SYS_KEVENT_CTL,
+            libc::c_long::from(fd),
+            libc::c_ulong::from(cmd),
+            libc::c_ulong::from(num),
+            buf,
+        ) as i64
+    }
+}
+
+/// The raw `kevent_get_events()` system call.
+///
+/// `timeout` is a `struct __kernel_timespec` in the kernel; on the 64-bit
+/// targets this crate supports, `libc::timespec` has the same layout.
+/// Returns the number of events copied to `buf`, or -1 with `errno` set.
+///
+/// # Safety
+///
+/// `timeout` must be null or point to a readable `timespec`; `buf` must point
+/// to `max_nr` entries valid for writes for the duration of the call.
+pub unsafe fn kevent_get_events(
+    fd: i32,
+    min_nr: u32,
+    max_nr: u32,
+    timeout: *const libc::timespec,
+    buf: *mut Ukevent,
+    flags: u32,
+) -> i64 {
+    // SAFETY: the caller guarantees `timeout` and `buf` are valid as
+    // documented; the other arguments are plain integers.
+    unsafe {
+        libc::syscall(
+            SYS_KEVENT_GET_EVENTS,
+            libc::c_long::from(fd),
+            libc::c_ulong::from(min_nr),
+            libc::c_ulong::from(max_nr),
+            timeout,
+            buf,
+            libc::c_ulong::from(flags),
+        ) as i64
+    }
+}

@@ -1,0 +1,563 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host unit tests: they make no kevent system call (except where said, and
+//! then they accept any error), so they pass on a kernel without kevent.
+
+use super::*;
+use core::mem::{offset_of, size_of};
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+
+/// The uapi header, as the kernel build sees it.
+const HEADER: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../include/uapi/linux/kevent.h"
+));
+
+/// This crate's `sys` module, as source text.
+const SYS_SOURCE: &str = include_str!("sys.rs");
+
+/// Parses a C integer literal (decimal or hex, optional `U`/`L` suffixes).
+fn parse_c_int(text: &str) -> Option<u64> {
+    let t = text.trim_end_matches(['u', 'U', 'l', 'L']);
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
+/// Every `#define KEVENT_* value` of the header, by name.
+fn header_defines() -> BTreeMap<String, u64> {
+    let mut defs = BTreeMap::new();
+    for line in HEADER.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("#define") {
+            continue;
+        }
+        let Some(name) = words.next() else { continue };
+        if !name.starts_with("KEVENT_") {
+            continue;
+        }
+        let value = words.next().unwrap_or("");
+        let value = value.trim_start_matches('(').trim_end_matches(')');
+        let parsed = parse_c_int(value)
+            .unwrap_or_else(|| panic!("cannot parse the value {value:?} of {name} in the header"));
+        assert!(
+            defs.insert(name.to_string(), parsed).is_none(),
+            "{name} defined twice in the header"
+        );
+    }
+    defs
+}
+
+#[test]
+fn header_parser_sees_the_header() {
+    let defs = header_defines();
+    // A parser that finds nothing would make the comparisons below vacuous.
+    assert!(
+        defs.len() >= 25,
+        "only {} KEVENT_* defines found",
+        defs.len()
+    );
+    assert_eq!(defs.get("KEVENT_CTL_MAX_BATCH"), Some(&1024));
+    assert_eq!(defs.get("KEVENT_SOCKET_ERR"), Some(&0x20));
+    assert!(HEADER.contains("struct ukevent {"));
+}
+
+#[test]
+fn every_header_constant_is_in_sys() {
+    let ours: BTreeMap<&str, u32> = sys::ALL_CONSTS.iter().copied().collect();
+    assert_eq!(ours.len(), sys::ALL_CONSTS.len(), "duplicate name in sys");
+    for (name, value) in header_defines() {
+        match ours.get(name.as_str()) {
+            None => panic!("{name} (= {value:#x}) of the header is missing from sys"),
+            Some(&v) => assert_eq!(
+                u64::from(v),
+                value,
+                "{name}: sys has {v:#x}, the header {value:#x}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn every_sys_constant_is_in_the_header() {
+    let defs = header_defines();
+    for &(name, value) in sys::ALL_CONSTS {
+        match defs.get(name) {
+            None => panic!("sys::{name} is not defined in the header"),
+            Some(&v) => assert_eq!(
+                v,
+                u64::from(value),
+                "sys::{name} = {value:#x}, header {v:#x}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn every_kevent_const_of_sys_is_listed() {
+    // A KEVENT_* constant defined outside the kevent_consts! macro would
+    // escape the two comparisons above: find every one in the source.
+    let listed: Vec<&str> = sys::ALL_CONSTS.iter().map(|&(n, _)| n).collect();
+    let mut seen = 0;
+    for line in SYS_SOURCE.lines() {
+        let line = line.trim_start();
+        let rest = line.strip_prefix("pub const ").unwrap_or(line);
+        if !rest.starts_with("KEVENT_") {
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            listed.contains(&name.as_str()),
+            "sys::{name} is not in ALL_CONSTS"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, listed.len());
+}
+
+#[test]
+fn syscall_numbers() {
+    assert_eq!(sys::SYS_KEVENT_CTL, 473);
+    assert_eq!(sys::SYS_KEVENT_GET_EVENTS, 474);
+}
+
+#[test]
+fn ukevent_layout() {
+    assert_eq!(size_of::<sys::Ukevent>(), 64);
+    assert_eq!(core::mem::align_of::<sys::Ukevent>(), 8);
+    assert_eq!(offset_of!(sys::Ukevent, user_data), 0);
+    assert_eq!(offset_of!(sys::Ukevent, id), 8);
+    assert_eq!(offset_of!(sys::Ukevent, type_), 16);
+    assert_eq!(offset_of!(sys::Ukevent, event), 20);
+    assert_eq!(offset_of!(sys::Ukevent, req_flags), 24);
+    assert_eq!(offset_of!(sys::Ukevent, ret_flags), 28);
+    assert_eq!(offset_of!(sys::Ukevent, ret_data), 32);
+    assert_eq!(offset_of!(sys::Ukevent, arg), 40);
+    assert_eq!(offset_of!(sys::Ukevent, arg_fd), 56);
+    assert_eq!(offset_of!(sys::Ukevent, reserved), 60);
+    // The wrappers are layout-compatible with the raw entry.
+    assert_eq!(size_of::<Request>(), 64);
+    assert_eq!(size_of::<Event>(), 64);
+    assert_eq!(size_of::<libc::timespec>(), 16);
+}
+
+#[test]
+fn ukevent_default_is_zero() {
+    let uk = sys::Ukevent::default();
+    // SAFETY: Ukevent is plain old data without padding; viewing its 64
+    // bytes as a byte array is valid.
+    let bytes: [u8; 64] = unsafe { core::mem::transmute(uk) };
+    assert_eq!(bytes, [0; 64]);
+}
+
+#[test]
+fn poll_bits_are_the_epoll_bits() {
+    assert_eq!(poll::IN, libc::EPOLLIN as u32);
+    assert_eq!(poll::PRI, libc::EPOLLPRI as u32);
+    assert_eq!(poll::OUT, libc::EPOLLOUT as u32);
+    assert_eq!(poll::ERR, libc::EPOLLERR as u32);
+    assert_eq!(poll::HUP, libc::EPOLLHUP as u32);
+    assert_eq!(poll::RDNORM, libc::EPOLLRDNORM as u32);
+    assert_eq!(poll::RDBAND, libc::EPOLLRDBAND as u32);
+    assert_eq!(poll::WRNORM, libc::EPOLLWRNORM as u32);
+    assert_eq!(poll::WRBAND, libc::EPOLLWRBAND as u32);
+    assert_eq!(poll::MSG, libc::EPOLLMSG as u32);
+    assert_eq!(poll::RDHUP, libc::EPOLLRDHUP as u32);
+}
+
+#[test]
+fn reexported_event_constants() {
+    assert_eq!(TIMER_FIRED, sys::KEVENT_TIMER_FIRED);
+    assert_eq!(SOCKET_RECV, sys::KEVENT_SOCKET_RECV);
+    assert_eq!(SOCKET_SEND, sys::KEVENT_SOCKET_SEND);
+    assert_eq!(SOCKET_ACCEPT, sys::KEVENT_SOCKET_ACCEPT);
+    assert_eq!(SOCKET_CONNECT, sys::KEVENT_SOCKET_CONNECT);
+    assert_eq!(SOCKET_HUP, sys::KEVENT_SOCKET_HUP);
+    assert_eq!(SOCKET_ERR, sys::KEVENT_SOCKET_ERR);
+    assert_eq!(INODE_CREATE, sys::KEVENT_INODE_CREATE);
+    assert_eq!(INODE_REMOVE, sys::KEVENT_INODE_REMOVE);
+    assert_eq!(MAX_BATCH, 1024);
+    assert_eq!(MAX_TIMER_NS, (1u64 << 62) - 1);
+}
+
+#[test]
+fn kind_round_trip() {
+    let all = [
+        Kind::Timer,
+        Kind::Poll,
+        Kind::Socket,
+        Kind::Inode,
+        Kind::Aio,
+    ];
+    let raws = [
+        sys::KEVENT_TYPE_TIMER,
+        sys::KEVENT_TYPE_POLL,
+        sys::KEVENT_TYPE_SOCKET,
+        sys::KEVENT_TYPE_INODE,
+        sys::KEVENT_TYPE_AIO,
+    ];
+    for (kind, raw) in all.into_iter().zip(raws) {
+        assert_eq!(kind.raw(), raw);
+        assert_eq!(Kind::from_raw(raw), Some(kind));
+    }
+    assert_eq!(Kind::from_raw(0), None);
+    assert_eq!(Kind::from_raw(6), None);
+    assert_eq!(Kind::from_raw(u32::MAX), None);
+}
+
+#[test]
+fn queue_flags() {
+    assert_eq!(QueueFlags::empty().bits(), 0);
+    assert_eq!(QueueFlags::default(), QueueFlags::empty());
+    assert_eq!(QueueFlags::CLOEXEC.bits(), sys::KEVENT_CLOEXEC);
+    assert_eq!(QueueFlags::NONBLOCK.bits(), sys::KEVENT_NONBLOCK);
+    let both = QueueFlags::CLOEXEC | QueueFlags::NONBLOCK;
+    assert_eq!(both.bits(), sys::KEVENT_CLOEXEC | sys::KEVENT_NONBLOCK);
+    assert!(both.contains(QueueFlags::NONBLOCK));
+    assert!(!QueueFlags::CLOEXEC.contains(QueueFlags::NONBLOCK));
+    let mut f = QueueFlags::empty();
+    f |= QueueFlags::NONBLOCK;
+    assert_eq!(f, QueueFlags::NONBLOCK);
+}
+
+#[test]
+fn timer_builder() {
+    let r = Request::timer(
+        42,
+        Duration::from_millis(3),
+        Some(Duration::from_micros(1500)),
+    );
+    let uk = r.raw();
+    assert_eq!(uk.type_, sys::KEVENT_TYPE_TIMER);
+    assert_eq!(uk.event, sys::KEVENT_TIMER_FIRED);
+    assert_eq!(uk.id, 42);
+    assert_eq!(uk.arg, [3_000_000, 1_500_000]);
+    assert_eq!(uk.req_flags, 0);
+    assert_eq!(
+        (
+            uk.user_data,
+            uk.ret_flags,
+            uk.ret_data,
+            uk.arg_fd,
+            uk.reserved
+        ),
+        (0, 0, 0, 0, 0)
+    );
+
+    let once = Request::timer(1, Duration::from_nanos(7), None);
+    assert_eq!(once.raw().arg, [7, 0]);
+    let zero_period = Request::timer(1, Duration::ZERO, Some(Duration::ZERO));
+    assert_eq!(zero_period.raw().arg, [0, 0]);
+}
+
+#[test]
+fn timer_at_sets_abstime() {
+    let r = Request::timer_at(9, Duration::new(100, 5), Some(Duration::from_secs(1)));
+    let uk = r.raw();
+    assert_eq!(uk.type_, sys::KEVENT_TYPE_TIMER);
+    assert_eq!(uk.event, sys::KEVENT_TIMER_FIRED);
+    assert_eq!(uk.id, 9);
+    assert_eq!(uk.req_flags, sys::KEVENT_REQ_ABSTIME);
+    assert_eq!(uk.arg, [100_000_000_005, 1_000_000_000]);
+    // Modifiers keep ABSTIME.
+    let r = r.oneshot().edge();
+    assert_eq!(
+        r.raw().req_flags,
+        sys::KEVENT_REQ_ABSTIME | sys::KEVENT_REQ_ONESHOT | sys::KEVENT_REQ_ET
+    );
+}
+
+#[test]
+fn fd_builders_take_the_id_from_the_fd() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    let rfd = reader.as_fd().as_raw_fd() as u64;
+    let wfd = writer.as_fd().as_raw_fd() as u64;
+    assert_ne!(rfd, wfd);
+
+    let p = Request::poll(reader.as_fd(), poll::IN | poll::HUP);
+    assert_eq!(p.raw().type_, sys::KEVENT_TYPE_POLL);
+    assert_eq!(p.raw().id, rfd);
+    assert_eq!(p.raw().event, poll::IN | poll::HUP);
+    assert_eq!(p.raw().arg, [0, 0]);
+    assert_eq!(p.raw().req_flags, 0);
+
+    let s = Request::socket(writer.as_fd(), SOCKET_SEND | SOCKET_ERR);
+    assert_eq!(s.raw().type_, sys::KEVENT_TYPE_SOCKET);
+    assert_eq!(s.raw().id, wfd);
+    assert_eq!(s.raw().event, SOCKET_SEND | SOCKET_ERR);
+
+    let i = Request::inode(reader.as_fd(), INODE_CREATE);
+    assert_eq!(i.raw().type_, sys::KEVENT_TYPE_INODE);
+    assert_eq!(i.raw().id, rfd);
+    assert_eq!(i.raw().event, INODE_CREATE);
+}
+
+#[test]
+fn key_builder() {
+    let k = Request::key(Kind::Poll, 17);
+    let expect = sys::Ukevent {
+        id: 17,
+        type_: sys::KEVENT_TYPE_POLL,
+        ..Default::default()
+    };
+    assert_eq!(*k.raw(), expect);
+}
+
+#[test]
+fn modifiers_set_flags_and_user_data() {
+    let base = Request::timer(1, Duration::from_millis(1), None);
+    assert_eq!(base.edge().raw().req_flags, sys::KEVENT_REQ_ET);
+    assert_eq!(base.oneshot().raw().req_flags, sys::KEVENT_REQ_ONESHOT);
+    assert_eq!(
+        base.wakeup_all().raw().req_flags,
+        sys::KEVENT_REQ_WAKEUP_ALL
+    );
+    let all = base.edge().oneshot().wakeup_all().user_data(u64::MAX);
+    assert_eq!(
+        all.raw().req_flags,
+        sys::KEVENT_REQ_ET | sys::KEVENT_REQ_ONESHOT | sys::KEVENT_REQ_WAKEUP_ALL
+    );
+    assert_eq!(all.raw().user_data, u64::MAX);
+    // The rest of the entry is unchanged.
+    assert_eq!(all.raw().arg, base.raw().arg);
+    assert_eq!(all.raw().id, 1);
+    assert_eq!(base.user_data(5).user_data(6).raw().user_data, 6);
+}
+
+#[test]
+fn durations_saturate() {
+    let max = MAX_TIMER_NS;
+    assert_eq!(timer_ns(Duration::ZERO), 0);
+    assert_eq!(timer_ns(Duration::from_nanos(max)), max);
+    assert_eq!(timer_ns(Duration::from_nanos(max + 1)), max);
+    assert_eq!(timer_ns(Duration::from_nanos(u64::MAX)), max);
+    assert_eq!(timer_ns(Duration::MAX), max);
+    let r = Request::timer(1, Duration::MAX, Some(Duration::MAX));
+    assert_eq!(r.raw().arg, [max, max]);
+    let r = Request::timer_at(1, Duration::from_secs(u64::MAX), None);
+    assert_eq!(r.raw().arg, [max, 0]);
+}
+
+#[test]
+fn timeouts_saturate() {
+    let ts = timespec(Duration::new(3, 250));
+    assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 250));
+    let ts = timespec(Duration::MAX);
+    assert_eq!((ts.tv_sec, ts.tv_nsec), (i64::MAX, 999_999_999));
+    let ts = timespec(Duration::from_secs(i64::MAX as u64 + 1));
+    assert_eq!((ts.tv_sec, ts.tv_nsec), (i64::MAX, 0));
+}
+
+fn with_result(ret_flags: u32, ret_data: i64) -> Request {
+    Request::from_raw(sys::Ukevent {
+        ret_flags,
+        ret_data,
+        ..*Request::timer(1, Duration::ZERO, None).raw()
+    })
+}
+
+#[test]
+fn request_result() {
+    assert!(with_result(sys::KEVENT_RET_DONE, 0).result().is_ok());
+
+    let e = with_result(sys::KEVENT_RET_BROKEN, -i64::from(libc::EEXIST))
+        .result()
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+    let e = with_result(sys::KEVENT_RET_BROKEN, -i64::from(libc::ENOENT))
+        .result()
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+
+    // Neither flag: never submitted.
+    let e = with_result(0, 0).result().unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Other);
+    assert_eq!(e.raw_os_error(), None);
+
+    // Nonsense from a hand-built entry is an error, not a panic.
+    for bad in [0, 5, i64::MIN, i64::from(i32::MIN) - 1] {
+        let e = with_result(sys::KEVENT_RET_BROKEN, bad)
+            .result()
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), None, "ret_data {bad}");
+    }
+}
+
+#[test]
+fn request_raw_round_trip() {
+    let uk = sys::Ukevent {
+        user_data: 1,
+        id: 2,
+        type_: 99,
+        event: 3,
+        req_flags: 4,
+        ret_flags: 5,
+        ret_data: -6,
+        arg: [7, 8],
+        arg_fd: 9,
+        reserved: 10,
+    };
+    assert_eq!(*Request::from_raw(uk).raw(), uk);
+    assert_eq!(*Event::from_raw(uk).raw(), uk);
+}
+
+#[test]
+fn event_accessors() {
+    let ev = Event::from_raw(sys::Ukevent {
+        user_data: 0xfeed,
+        id: 12,
+        type_: sys::KEVENT_TYPE_TIMER,
+        event: sys::KEVENT_TIMER_FIRED,
+        req_flags: sys::KEVENT_REQ_ET,
+        ret_flags: sys::KEVENT_RET_DONE,
+        ret_data: 3,
+        ..Default::default()
+    });
+    assert_eq!(ev.user_data(), 0xfeed);
+    assert_eq!(ev.id(), 12);
+    assert_eq!(ev.kind(), Some(Kind::Timer));
+    assert_eq!(ev.events(), TIMER_FIRED);
+    assert_eq!(ev.req_flags(), sys::KEVENT_REQ_ET);
+    assert!(!ev.is_broken());
+    assert_eq!(ev.data(), 3);
+    assert_eq!(ev.result().unwrap(), 3);
+
+    let broken = Event::from_raw(sys::Ukevent {
+        type_: sys::KEVENT_TYPE_POLL,
+        ret_flags: sys::KEVENT_RET_BROKEN,
+        ret_data: -i64::from(libc::ENODEV),
+        ..Default::default()
+    });
+    assert_eq!(broken.kind(), Some(Kind::Poll));
+    assert!(broken.is_broken());
+    assert_eq!(broken.data(), -i64::from(libc::ENODEV));
+    assert_eq!(
+        broken.result().unwrap_err().raw_os_error(),
+        Some(libc::ENODEV)
+    );
+
+    let unknown = Event::from_raw(sys::Ukevent {
+        type_: 77,
+        ..Default::default()
+    });
+    assert_eq!(unknown.kind(), None);
+}
+
+#[test]
+fn events_capacity() {
+    assert_eq!(Events::with_capacity(0).capacity(), 1);
+    assert_eq!(Events::with_capacity(1).capacity(), 1);
+    assert_eq!(Events::with_capacity(64).capacity(), 64);
+    let ev = Events::with_capacity(8);
+    assert_eq!(ev.len(), 0);
+    assert!(ev.is_empty());
+    assert_eq!(ev.iter().count(), 0);
+    assert_eq!((&ev).into_iter().count(), 0);
+    assert!(ev.buf.capacity() >= 8);
+}
+
+#[test]
+fn events_capacity_is_clamped_to_u32() {
+    // The clamp is computed before any allocation; an allocation this large
+    // fails (or is only reserved) without a panic.
+    let ev = Events::with_capacity(usize::MAX);
+    assert_eq!(ev.capacity(), u32::MAX as usize);
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn events_view_the_buffer() {
+    let mut ev = Events::with_capacity(4);
+    for i in 0..3 {
+        ev.buf.push(sys::Ukevent {
+            id: i,
+            user_data: 100 + i,
+            ..Default::default()
+        });
+    }
+    assert_eq!(ev.len(), 3);
+    let ids: Vec<u64> = ev.iter().map(Event::id).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    let cookies: Vec<u64> = (&ev).into_iter().map(|e| e.user_data()).collect();
+    assert_eq!(cookies, [100, 101, 102]);
+    assert_eq!(ev.as_slice()[2].id(), 2);
+    ev.clear();
+    assert!(ev.is_empty());
+    assert_eq!(ev.capacity(), 4);
+}
+
+/// A `Queue` around a descriptor that is not a kevent queue (`/dev/null`).
+fn fake_queue() -> Queue {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    Queue::from(OwnedFd::from(file))
+}
+
+#[test]
+fn wait_min_above_capacity_is_invalid_input() {
+    let q = fake_queue();
+    let mut ev = Events::with_capacity(2);
+    ev.buf.push(sys::Ukevent::default());
+    // No system call: the error carries no errno (a kevent system call on
+    // this descriptor would fail with ENOSYS or EINVAL).
+    let e = q.wait(&mut ev, 3, None).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(e.raw_os_error(), None);
+    let e = q
+        .wait_deadline(&mut ev, usize::MAX, Duration::ZERO)
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert_eq!(e.raw_os_error(), None);
+    // The buffer is left alone.
+    assert_eq!(ev.len(), 1);
+}
+
+#[test]
+fn failed_batch_leaves_entries_unsubmitted() {
+    // One kevent_ctl() on a descriptor that is not a queue: it fails as a
+    // whole (ENOSYS without kevent, EINVAL with it), and the stale results
+    // of the entries are cleared first.
+    let q = fake_queue();
+    let mut batch = [
+        with_result(sys::KEVENT_RET_DONE, 0),
+        with_result(sys::KEVENT_RET_BROKEN, -1),
+    ];
+    let e = q.add(&mut batch).unwrap_err();
+    assert!(e.raw_os_error().is_some());
+    for req in &batch {
+        assert_eq!(req.result().unwrap_err().kind(), io::ErrorKind::Other);
+    }
+}
+
+#[test]
+fn queue_fd_conversions() {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let raw = file.as_raw_fd();
+    let q = Queue::from(OwnedFd::from(file));
+    assert_eq!(q.as_raw_fd(), raw);
+    assert_eq!(q.as_fd().as_raw_fd(), raw);
+    let back = q.into_raw_fd();
+    assert_eq!(back, raw);
+    // SAFETY: `back` is the descriptor the queue gave up, owned by no one.
+    drop(unsafe { OwnedFd::from_raw_fd(back) });
+}
+
+#[test]
+fn monotonic_now_advances() {
+    let a = monotonic_now().unwrap();
+    let b = monotonic_now().unwrap();
+    assert!(b >= a);
+    assert!(a > Duration::ZERO);
+}
+
+#[test]
+fn kind_display() {
+    assert_eq!(Kind::Timer.to_string(), "timer");
+    assert_eq!(Kind::Aio.to_string(), "aio");
+}

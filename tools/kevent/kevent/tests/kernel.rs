@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tests of the kevent crate against the running kernel, with TAP output.
+//!
+//! Built as a static musl binary and run as a kselftest in the booted kevent
+//! kernel (`kevent_rs_test`); `cargo test --test kernel` runs it on the host
+//! too, where it reports that the system calls are missing and skips (exit
+//! status 4, `KSFT_SKIP`). Exit status 1 if any test failed.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::panic;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kevent::{
+    monotonic_now, poll, sys, Events, Kind, Queue, QueueFlags, Request, MAX_BATCH, TIMER_FIRED,
+};
+
+type TestResult = Result<(), String>;
+
+/// A test: its TAP name and its function.
+type Test = (&'static str, fn() -> TestResult);
+
+/// Fails the test with the location and a message unless `$cond` holds.
+macro_rules! check {
+    ($cond:expr) => {
+        check!($cond, "{}", stringify!($cond))
+    };
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!("line {}: {}", line!(), format!($($fmt)+)));
+        }
+    };
+}
+
+/// Unwraps an `io::Result`, failing the test with the location otherwise.
+macro_rules! t {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Err(format!("line {}: {}: {}", line!(), stringify!($e), e)),
+        }
+    };
+}
+
+/// Checks that `$e` failed with errno `$errno`.
+macro_rules! check_errno {
+    ($e:expr, $errno:expr) => {
+        match $e {
+            Ok(_) => return Err(format!("line {}: {} succeeded", line!(), stringify!($e))),
+            Err(e) => check!(
+                e.raw_os_error() == Some($errno),
+                "{}: {} instead of errno {}",
+                stringify!($e),
+                e,
+                $errno
+            ),
+        }
+    };
+}
+
+const SHORT: Duration = Duration::from_millis(30);
+const LONG: Duration = Duration::from_secs(2);
+const ZERO: Duration = Duration::ZERO;
+
+fn fd_flags(fd: RawFd) -> i32 {
+    // SAFETY: F_GETFD takes no pointer argument.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) }
+}
+
+fn fl_flags(fd: RawFd) -> i32 {
+    // SAFETY: F_GETFL takes no pointer argument.
+    unsafe { libc::fcntl(fd, libc::F_GETFL) }
+}
+
+fn pipe() -> io::Result<(io::PipeReader, io::PipeWriter)> {
+    io::pipe()
+}
+
+fn raw_id(fd: &impl AsRawFd) -> u64 {
+    fd.as_raw_fd() as u64
+}
+
+fn queue_create_close() -> TestResult {
+    let q = t!(Queue::new());
+    let fd = q.as_raw_fd();
+    check!(fd >= 0 && fd_flags(fd) >= 0);
+    if let Ok(link) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+        check!(
+            link.to_string_lossy() == "anon_inode:[kevent]",
+            "fd links to {link:?}"
+        );
+    }
+    drop(q);
+    check!(fd_flags(fd) == -1, "fd {fd} still open after drop");
+    check!(io::Error::last_os_error().raw_os_error() == Some(libc::EBADF));
+    Ok(())
+}
+
+fn queue_flags() -> TestResult {
+    let cases = [
+        (Queue::new(), true, false),
+        (Queue::with_flags(QueueFlags::empty()), false, false),
+        (Queue::with_flags(QueueFlags::CLOEXEC), true, false),
+        (Queue::with_flags(QueueFlags::NONBLOCK), false, true),
+        (
+            Queue::with_flags(QueueFlags::CLOEXEC | QueueFlags::NONBLOCK),
+            true,
+            true,
+        ),
+    ];
+    for (i, (q, cloexec, nonblock)) in cases.into_iter().enumerate() {
+        let q = t!(q);
+        let fd = q.as_raw_fd();
+        check!(
+            (fd_flags(fd) & libc::FD_CLOEXEC != 0) == cloexec,
+            "case {i}: FD_CLOEXEC"
+        );
+        check!(
+            (fl_flags(fd) & libc::O_NONBLOCK != 0) == nonblock,
+            "case {i}: O_NONBLOCK"
+        );
+        if nonblock {
+            // A non-blocking queue never sleeps, whatever the timeout.
+            let mut ev = Events::with_capacity(1);
+            let start = Instant::now();
+            check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 0);
+            check!(start.elapsed() < LONG / 2, "case {i}: slept");
+        }
+    }
+    Ok(())
+}
+
+fn empty_batch() -> TestResult {
+    let q = t!(Queue::new());
+    check!(t!(q.add(&mut [])) == 0);
+    check!(t!(q.remove(&mut [])) == 0);
+    check!(t!(q.modify(&mut [])) == 0);
+    Ok(())
+}
+
+fn add_batch_per_entry_results() -> TestResult {
+    let q = t!(Queue::new());
+    let far = Duration::from_secs(100);
+    let bad_type = Request::from_raw(sys::Ukevent {
+        type_: 0,
+        ..*Request::timer(10, far, None).raw()
+    });
+    let unknown_type = Request::from_raw(sys::Ukevent {
+        type_: 99,
+        ..*Request::timer(11, far, None).raw()
+    });
+    let reserved = Request::from_raw(sys::Ukevent {
+        reserved: 1,
+        ..*Request::timer(12, far, None).raw()
+    });
+    let mut batch = [
+        Request::timer(1, far, None),
+        Request::timer(1, far, None),
+        Request::timer(2, far, None),
+        bad_type,
+        unknown_type,
+        reserved,
+        Request::timer(3, far, None),
+    ];
+    check!(t!(q.add(&mut batch)) == 3);
+    let expect = [
+        None,
+        Some(libc::EEXIST),
+        None,
+        Some(libc::EINVAL),
+        Some(libc::EINVAL),
+        Some(libc::EINVAL),
+        None,
+    ];
+    for (i, (req, want)) in batch.iter().zip(expect).enumerate() {
+        let got = req.result().map_err(|e| e.raw_os_error());
+        check!(
+            got == want.map_or(Ok(()), |e| Err(Some(e))),
+            "entry {i}: {got:?}, want {want:?}"
+        );
+    }
+    // The failed entries registered nothing.
+    let mut keys = [1, 2, 3, 10, 11, 12].map(|id| Request::key(Kind::Timer, id));
+    check!(t!(q.remove(&mut keys)) == 3);
+    for req in &keys[3..] {
+        check!(req.result().err().and_then(|e| e.raw_os_error()) == Some(libc::ENOENT));
+    }
+    Ok(())
+}
+
+fn remove_batch_per_entry_results() -> TestResult {
+    let q = t!(Queue::new());
+    let far = Duration::from_secs(100);
+    t!(q.add_one(Request::timer(1, far, None)));
+    t!(q.add_one(Request::timer(2, far, None)));
+    check_errno!(q.add_one(Request::timer(2, far, None)), libc::EEXIST);
+    let mut batch = [
+        Request::key(Kind::Timer, 1),
+        Request::key(Kind::Timer, 7),
+        Request::key(Kind::Timer, 2),
+    ];
+    check!(t!(q.remove(&mut batch)) == 2);
+    t!(batch[0].result());
+    check_errno!(batch[1].result(), libc::ENOENT);
+    t!(batch[2].result());
+    let e = q.remove_one(Kind::Timer, 1).unwrap_err();
+    check!(e.kind() == io::ErrorKind::NotFound, "{e}");
+    Ok(())
+}
+
+fn modify_batch_per_entry_results() -> TestResult {
+    let q = t!(Queue::new());
+    t!(q.add_one(Request::timer(1, Duration::from_secs(100), None).user_data(1)));
+    let bad_event = Request::from_raw(sys::Ukevent {
+        event: 0,
+        ..*Request::timer(1, ZERO, None).raw()
+    });
+    let mut batch = [
+        Request::timer(1, Duration::from_millis(1), None).user_data(2),
+        Request::timer(5, Duration::from_millis(1), None),
+        bad_event,
+    ];
+    check!(t!(q.modify(&mut batch)) == 1);
+    t!(batch[0].result());
+    check_errno!(batch[1].result(), libc::ENOENT);
+    check_errno!(batch[2].result(), libc::EINVAL);
+    check_errno!(q.modify_one(Request::timer(9, ZERO, None)), libc::ENOENT);
+    // The modified timer was re-armed from now with the new cookie, and the
+    // failed entry changed nothing.
+    let mut ev = Events::with_capacity(4);
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    let e = &ev.as_slice()[0];
+    check!(e.id() == 1 && e.user_data() == 2, "{:?}", e.raw());
+    Ok(())
+}
+
+fn bad_type_is_einval() -> TestResult {
+    let q = t!(Queue::new());
+    for type_ in [0, 6, 99, u32::MAX] {
+        let req = Request::from_raw(sys::Ukevent {
+            type_,
+            ..*Request::timer(1, ZERO, None).raw()
+        });
+        check_errno!(q.add_one(req), libc::EINVAL);
+    }
+    // Unknown request flags and poll bits are refused as well.
+    let (r, _w) = t!(pipe());
+    let epollet = Request::from_raw(sys::Ukevent {
+        event: poll::IN | (1 << 31),
+        ..*Request::poll(r.as_fd(), poll::IN).raw()
+    });
+    check_errno!(q.add_one(epollet), libc::EINVAL);
+    let flags = Request::from_raw(sys::Ukevent {
+        req_flags: 0x100,
+        ..*Request::timer(1, ZERO, None).raw()
+    });
+    check_errno!(q.add_one(flags), libc::EINVAL);
+    let abstime_poll = Request::from_raw(sys::Ukevent {
+        req_flags: sys::KEVENT_REQ_ABSTIME,
+        ..*Request::poll(r.as_fd(), poll::IN).raw()
+    });
+    check_errno!(q.add_one(abstime_poll), libc::EINVAL);
+    Ok(())
+}
+
+fn timer_fires_with_count() -> TestResult {
+    let q = t!(Queue::new());
+    let ms = Duration::from_millis(1);
+    t!(q.add_one(Request::timer(1, ms, Some(ms)).user_data(11)));
+    thread::sleep(SHORT);
+    let mut ev = Events::with_capacity(4);
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    let e = &ev.as_slice()[0];
+    check!(e.kind() == Some(Kind::Timer) && e.id() == 1 && e.events() == TIMER_FIRED);
+    check!(e.data() >= 2, "{} expirations in {SHORT:?}", e.data());
+    check!(t!(e.result()) == e.data());
+    t!(q.remove_one(Kind::Timer, 1));
+
+    // Without a period: fires once, then stays registered and silent.
+    t!(q.add_one(Request::timer(2, ms, None)));
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    check!(ev.as_slice()[0].id() == 2 && ev.as_slice()[0].data() == 1);
+    check!(t!(q.wait(&mut ev, 1, Some(SHORT))) == 0);
+    t!(q.remove_one(Kind::Timer, 2));
+    Ok(())
+}
+
+fn timer_at_in_the_past_fires_at_once() -> TestResult {
+    let q = t!(Queue::new());
+    let now = t!(monotonic_now());
+    t!(q.add_one(Request::timer_at(1, ZERO, None)));
+    t!(q.add_one(Request::timer_at(2, now, None)));
+    let mut ev = Events::with_capacity(4);
+    let start = Instant::now();
+    check!(t!(q.wait(&mut ev, 2, Some(LONG))) == 2);
+    check!(start.elapsed() < LONG / 2);
+    // An absolute deadline in the future fires no earlier than it.
+    let deadline = t!(monotonic_now()) + Duration::from_millis(20);
+    t!(q.add_one(Request::timer_at(3, deadline, None)));
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    check!(t!(monotonic_now()) >= deadline);
+    Ok(())
+}
+
+fn poll_pipe_level_triggered() -> TestResult {
+    let q = t!(Queue::new());
+    let (mut r, mut w) = t!(pipe());
+    t!(q.add_one(Request::poll(r.as_fd(), poll::IN).user_data(7)));
+    let mut ev = Events::with_capacity(4);
+    check!(t!(q.wait(&mut ev, 0, Some(ZERO))) == 0);
+    t!(w.write_all(b"x"));
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    let e = &ev.as_slice()[0];
+    check!(e.kind() == Some(Kind::Poll) && e.id() == raw_id(&r) && e.events() == poll::IN);
+    check!(e.user_data() == 7 && e.data() == 0);
+    // Still readable: reported again.
+    check!(t!(q.wait(&mut ev, 1, Some(ZERO))) == 1);
+    check!(t!(q.wait(&mut ev, 1, Some(ZERO))) == 1);
+    let mut buf = [0u8; 8];
+    check!(t!(r.read(&mut buf)) == 1);
+    check!(t!(q.wait(&mut ev, 0, Some(ZERO))) == 0);
+    check!(ev.is_empty());
+    Ok(())
+}
+
+fn poll_pipe_edge_triggered() -> TestResult {
+    let q = t!(Queue::new());
+    let (r, mut w) = t!(pipe());
+    t!(q.add_one(Request::poll(r.as_fd(), poll::IN).edge()));
+    let mut ev = Events::with_capacity(4);
+    t!(w.write_all(b"x"));
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    check!(ev.as_slice()[0].req_flags() == sys::KEVENT_REQ_ET);
+    // Still readable, but no new activity.
+    check!(t!(q.wait(&mut ev, 0, Some(ZERO))) == 0);
+    // New activity: reported once more.
+    t!(w.write_all(b"y"));
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    check!(t!(q.wait(&mut ev, 0, Some(ZERO))) == 0);
+    t!(q.remove_one(Kind::Poll, raw_id(&r)));
+    Ok(())
+}
+
+fn poll_pipe_oneshot() -> TestResult {
+    let q = t!(Queue::new());
+    let (r, mut w) = t!(pipe());
+    t!(q.add_one(Request::poll(r.as_fd(), poll::IN).oneshot()));
+    let mut ev = Events::with_capacity(4);
+    t!(w.write_all(b"x"));
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    t!(w.write_all(b"y"));
+    check!(t!(q.wait(&mut ev, 1, Some(SHORT))) == 0);
+    // Removed after its first delivery.
+    check_errno!(q.remove_one(Kind::Poll, raw_id(&r)), libc::ENOENT);
+    Ok(())
+}
+
+fn wait_timeout_returns_zero() -> TestResult {
+    let q = t!(Queue::new());
+    let mut ev = Events::with_capacity(4);
+    let start = Instant::now();
+    check!(t!(q.wait(&mut ev, 1, Some(SHORT))) == 0);
+    let took = start.elapsed();
+    check!(
+        took >= SHORT - Duration::from_millis(1),
+        "returned after {took:?}"
+    );
+    check!(ev.is_empty());
+    Ok(())
+}
+
+fn wait_deadline() -> TestResult {
+    let q = t!(Queue::new());
+    let mut ev = Events::with_capacity(4);
+    let start = Instant::now();
+    check!(t!(q.wait_deadline(&mut ev, 1, ZERO)) == 0);
+    let past = t!(monotonic_now()).saturating_sub(Duration::from_millis(5));
+    check!(t!(q.wait_deadline(&mut ev, 1, past)) == 0);
+    check!(start.elapsed() < LONG / 2);
+    let deadline = t!(monotonic_now()) + Duration::from_millis(20);
+    check!(t!(q.wait_deadline(&mut ev, 1, deadline)) == 0);
+    check!(t!(monotonic_now()) >= deadline);
+    Ok(())
+}
+
+fn user_data_round_trip() -> TestResult {
+    let q = t!(Queue::new());
+    let cookie = 0xdead_beef_cafe_f00d;
+    t!(q.add_one(
+        Request::timer(0xffff_ffff_ffff_fff0, ZERO, None)
+            .user_data(cookie)
+            .oneshot()
+            .wakeup_all()
+    ));
+    let mut ev = Events::with_capacity(4);
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    let e = &ev.as_slice()[0];
+    check!(e.user_data() == cookie, "{:#x}", e.user_data());
+    check!(e.id() == 0xffff_ffff_ffff_fff0);
+    check!(e.kind() == Some(Kind::Timer));
+    check!(e.req_flags() == sys::KEVENT_REQ_ONESHOT | sys::KEVENT_REQ_WAKEUP_ALL);
+    check!(!e.is_broken() && e.raw().ret_flags == sys::KEVENT_RET_DONE);
+    check!(t!(e.result()) == 1);
+    check!(e.raw().arg == [0, 0] && e.raw().arg_fd == 0 && e.raw().reserved == 0);
+    Ok(())
+}
+
+fn batch_limit() -> TestResult {
+    let q = t!(Queue::new());
+    let mut batch = vec![Request::key(Kind::Timer, 1); MAX_BATCH + 1];
+    check_errno!(q.remove(&mut batch), libc::E2BIG);
+    check_errno!(q.add(&mut batch), libc::E2BIG);
+    check!(batch.iter().all(|r| r.result().is_err()));
+    let mut batch = vec![Request::key(Kind::Timer, 1); MAX_BATCH];
+    check!(t!(q.remove(&mut batch)) == 0);
+    for req in &batch {
+        check_errno!(req.result(), libc::ENOENT);
+    }
+    Ok(())
+}
+
+fn events_reuse() -> TestResult {
+    let q = t!(Queue::new());
+    let mut batch = [1, 2, 3].map(|id| Request::timer_at(id, ZERO, None).user_data(id * 10));
+    check!(t!(q.add(&mut batch)) == 3);
+    let mut ev = Events::with_capacity(2);
+    check!(t!(q.wait(&mut ev, 2, Some(LONG))) == 2);
+    check!(ev.len() == 2 && ev.capacity() == 2);
+    let mut seen: Vec<u64> = ev.iter().map(|e| e.id()).collect();
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 1);
+    check!(ev.len() == 1, "not cleared: {}", ev.len());
+    seen.extend((&ev).into_iter().map(|e| e.id()));
+    seen.sort_unstable();
+    check!(seen == [1, 2, 3], "{seen:?}");
+    check!(ev.iter().all(|e| e.user_data() == e.id() * 10));
+    check!(t!(q.wait(&mut ev, 0, Some(ZERO))) == 0);
+    check!(ev.is_empty());
+    Ok(())
+}
+
+fn min_waits_for_several() -> TestResult {
+    let q = t!(Queue::new());
+    let start = Instant::now();
+    t!(q.add_one(Request::timer(1, Duration::from_millis(1), None)));
+    t!(q.add_one(Request::timer(2, Duration::from_millis(20), None)));
+    let mut ev = Events::with_capacity(4);
+    check!(t!(q.wait(&mut ev, 2, Some(LONG))) == 2);
+    let took = start.elapsed();
+    check!(took >= Duration::from_millis(20), "returned after {took:?}");
+    Ok(())
+}
+
+fn wait_min_above_capacity() -> TestResult {
+    let q = t!(Queue::new());
+    let mut ev = Events::with_capacity(2);
+    let e = q.wait(&mut ev, 3, None).unwrap_err();
+    check!(e.kind() == io::ErrorKind::InvalidInput && e.raw_os_error().is_none());
+    Ok(())
+}
+
+fn not_a_queue_is_einval() -> TestResult {
+    let (r, _w) = t!(pipe());
+    let q = Queue::from(OwnedFd::from(r));
+    let mut ev = Events::with_capacity(1);
+    check_errno!(q.wait(&mut ev, 0, Some(ZERO)), libc::EINVAL);
+    check_errno!(q.add(&mut [Request::timer(1, ZERO, None)]), libc::EINVAL);
+    Ok(())
+}
+
+fn wakeup_across_threads() -> TestResult {
+    let q = t!(Queue::new());
+    let (r, mut w) = t!(pipe());
+    t!(q.add_one(Request::poll(r.as_fd(), poll::IN).edge()));
+    let waiter = thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut ev = Events::with_capacity(4);
+            let start = Instant::now();
+            let n = q.wait(&mut ev, 1, Some(Duration::from_secs(5)));
+            (
+                n,
+                start.elapsed(),
+                ev.iter().map(|e| e.id()).collect::<Vec<_>>(),
+            )
+        });
+        thread::sleep(SHORT);
+        let wrote = w.write_all(b"x");
+        (wrote, h.join())
+    });
+    let (wrote, joined) = waiter;
+    t!(wrote);
+    let (n, took, ids) = joined.map_err(|_| "the waiter panicked".to_string())?;
+    check!(t!(n) == 1, "woken with {ids:?}");
+    check!(ids == [raw_id(&r)]);
+    check!(took < Duration::from_secs(4), "woken after {took:?}");
+    Ok(())
+}
+
+const TESTS: &[Test] = &[
+    ("queue_create_close", queue_create_close),
+    ("queue_flags", queue_flags),
+    ("empty_batch", empty_batch),
+    ("add_batch_per_entry_results", add_batch_per_entry_results),
+    (
+        "remove_batch_per_entry_results",
+        remove_batch_per_entry_results,
+    ),
+    (
+        "modify_batch_per_entry_results",
+        modify_batch_per_entry_results,
+    ),
+    ("bad_type_is_einval", bad_type_is_einval),
+    ("timer_fires_with_count", timer_fires_with_count),
+    (
+        "timer_at_in_the_past_fires_at_once",
+        timer_at_in_the_past_fires_at_once,
+    ),
+    ("poll_pipe_level_triggered", poll_pipe_level_triggered),
+    ("poll_pipe_edge_triggered", poll_pipe_edge_triggered),
+    ("poll_pipe_oneshot", poll_pipe_oneshot),
+    ("wait_timeout_returns_zero", wait_timeout_returns_zero),
+    ("wait_deadline", wait_deadline),
+    ("user_data_round_trip", user_data_round_trip),
+    ("batch_limit", batch_limit),
+    ("events_reuse", events_reuse),
+    ("min_waits_for_several", min_waits_for_several),
+    ("wait_min_above_capacity", wait_min_above_capacity),
+    ("not_a_queue_is_einval", not_a_queue_is_einval),
+    ("wakeup_across_threads", wakeup_across_threads),
+];
+
+fn main() {
+    println!("TAP version 13");
+    match Queue::new() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            println!("1..0 # SKIP no kevent syscalls");
+            std::process::exit(4);
+        }
+        _ => {}
+    }
+    // Panics become TAP diagnostics, and fail only their test.
+    panic::set_hook(Box::new(|info| {
+        for line in info.to_string().lines() {
+            println!("# {line}");
+        }
+    }));
+    println!("1..{}", TESTS.len());
+    let mut failed = 0;
+    for (i, (name, test)) in TESTS.iter().enumerate() {
+        let start = Instant::now();
+        let result = panic::catch_unwind(*test).unwrap_or_else(|_| Err("panicked".into()));
+        match result {
+            Ok(()) => println!("ok {} - {name}", i + 1),
+            Err(msg) => {
+                failed += 1;
+                println!("# {name}: {msg}");
+                println!("not ok {} - {name}", i + 1);
+            }
+        }
+        let took = start.elapsed();
+        if took > Duration::from_millis(500) {
+            println!("# {name} took {took:?}");
+        }
+    }
+    println!("# {} passed, {failed} failed", TESTS.len() - failed);
+    let _ = io::stdout().flush();
+    std::process::exit(if failed > 0 { 1 } else { 0 });
+}

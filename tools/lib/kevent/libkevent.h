@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
+/*
+ * libkevent.h - header-only helpers for the kevent system calls.
+ *
+ * kevent gives a process one queue for events from many sources through two
+ * system calls, kevent_ctl() and kevent_get_events(), which have no glibc
+ * wrappers. This header provides the raw wrappers, a few convenience calls
+ * and helpers that fill in a struct ukevent, in the style of liburing's
+ * io_uring_prep_*() helpers:
+ *
+ *	struct ukevent uk[2], ev[8];
+ *	int kfd = kevent_queue(KEVENT_CLOEXEC);
+ *
+ *	kevent_prep_timer(&uk[0], 1, 100000000, 100000000, 0xcafe);
+ *	kevent_prep_poll(&uk[1], pipe_fd, EPOLLIN, 0xbeef);
+ *	kevent_set_flags(&uk[1], KEVENT_REQ_ET);
+ *	if (kevent_add(kfd, uk, 2) != 2)
+ *		... kevent_result(&uk[i]) is 0 or -errno for each entry ...
+ *	n = kevent_wait(kfd, ev, 1, 8, -1);
+ *
+ * syscall() needs _DEFAULT_SOURCE (or _GNU_SOURCE) defined before the first
+ * #include of a libc header.
+ *
+ * Every function that makes a system call makes exactly one. The calls
+ * return like syscall(2): -1 with errno set on failure. See
+ * Documentation/kevent.rst for the semantics of every field, flag and error.
+ *
+ * Installed next to the uapi header <linux/kevent.h> (make headers_install),
+ * which it includes; "make -C tools/lib/kevent install" copies it to
+ * $(DESTDIR)$(prefix)/include.
+ */
+#ifndef _LIBKEVENT_H
+#define _LIBKEVENT_H
+
+#include <linux/kevent.h>
+#include <linux/time_types.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <string.h>
+#include <errno.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The same numbers on x86_64 and in the generic system call table. */
+#ifndef __NR_kevent_ctl
+#define __NR_kevent_ctl 473
+#endif
+#ifndef __NR_kevent_get_events
+#define __NR_kevent_get_events 474
+#endif
+
+/**
+ * kevent_ctl() - the kevent_ctl() system call
+ * @fd:		the queue, or -1 for %KEVENT_CTL_INIT
+ * @cmd:	%KEVENT_CTL_INIT, %KEVENT_CTL_ADD, %KEVENT_CTL_REMOVE or
+ *		%KEVENT_CTL_MODIFY
+ * @num:	the number of entries in @buf (at most %KEVENT_CTL_MAX_BATCH);
+ *		the %KEVENT_* flags for %KEVENT_CTL_INIT
+ * @buf:	@num entries, each of which receives its result; NULL for
+ *		%KEVENT_CTL_INIT
+ *
+ * Return: a new queue descriptor (%KEVENT_CTL_INIT) or the number of entries
+ * that took effect; -1 with errno set on error.
+ */
+static inline int kevent_ctl(int fd, unsigned int cmd, unsigned int num,
+			     struct ukevent *buf)
+{
+	return (int)syscall(__NR_kevent_ctl, fd, cmd, num, buf);
+}
+
+/**
+ * kevent_get_events() - the kevent_get_events() system call
+ * @fd:		the queue
+ * @min_nr:	wait until at least this many events are ready (at most
+ *		@max_nr; 0 never sleeps)
+ * @max_nr:	the size of @buf in entries, at least 1
+ * @timeout:	NULL to wait without a limit; a relative timeout, or with
+ *		%KEVENT_WAIT_ABSTIME an absolute CLOCK_MONOTONIC deadline
+ * @buf:	receives the events
+ * @flags:	0 or %KEVENT_WAIT_ABSTIME
+ *
+ * Return: the number of events copied to @buf (0 to @max_nr); -1 with errno
+ * set on error.
+ */
+static inline int kevent_get_events(int fd, unsigned int min_nr,
+				    unsigned int max_nr,
+				    const struct __kernel_timespec *timeout,
+				    struct ukevent *buf, unsigned int flags)
+{
+	return (int)syscall(__NR_kevent_get_events, fd, min_nr, max_nr,
+			    timeout, buf, flags);
+}
+
+/**
+ * kevent_queue() - make a kevent queue
+ * @flags:	%KEVENT_CLOEXEC and/or %KEVENT_NONBLOCK, or 0
+ *
+ * One kevent_ctl(%KEVENT_CTL_INIT) call.
+ *
+ * Return: the new queue's file descriptor; -1 with errno set on error.
+ */
+static inline int kevent_queue(unsigned int flags)
+{
+	return kevent_ctl(-1, KEVENT_CTL_INIT, flags, NULL);
+}
+
+/**
+ * kevent_add() - register kevents
+ * @fd:		the queue
+ * @uk:		@n entries, prepared with the kevent_prep_*() helpers
+ * @n:		the number of entries, at most %KEVENT_CTL_MAX_BATCH
+ *
+ * One kevent_ctl(%KEVENT_CTL_ADD) call. A failing entry does not stop the
+ * ones after it; kevent_result() tells each entry's result.
+ *
+ * Return: the number of entries that took effect; -1 with errno set if the
+ * call failed as a whole (nothing took effect).
+ */
+static inline int kevent_add(int fd, struct ukevent *uk, unsigned int n)
+{
+	return kevent_ctl(fd, KEVENT_CTL_ADD, n, uk);
+}
+
+/**
+ * kevent_modify() - change the request of kevents and re-arm them
+ * @fd:		the queue
+ * @uk:		@n entries, each naming a kevent by (type, id) and holding its
+ *		new request
+ * @n:		the number of entries, at most %KEVENT_CTL_MAX_BATCH
+ *
+ * One kevent_ctl(%KEVENT_CTL_MODIFY) call. Per-entry results as for
+ * kevent_add(); an entry naming no kevent fails with %ENOENT.
+ *
+ * Return: the number of entries that took effect; -1 with errno set if the
+ * call failed as a whole.
+ */
+static inline int kevent_modify(int fd, struct ukevent *uk, unsigned int n)
+{
+	return kevent_ctl(fd, KEVENT_CTL_MODIFY, n, uk);
+}
+
+/**
+ * kevent_remove() - remove kevents
+ * @fd:		the queue
+ * @uk:		@n entries, each naming a kevent by (type, id), for example
+ *		prepared with kevent_prep_key()
+ * @n:		the number of entries, at most %KEVENT_CTL_MAX_BATCH
+ *
+ * One kevent_ctl(%KEVENT_CTL_REMOVE) call. Per-entry results as for
+ * kevent_add(); an entry naming no kevent fails with %ENOENT.
+ *
+ * Return: the number of entries that took effect; -1 with errno set if the
+ * call failed as a whole.
+ */
+static inline int kevent_remove(int fd, struct ukevent *uk, unsigned int n)
+{
+	return kevent_ctl(fd, KEVENT_CTL_REMOVE, n, uk);
+}
+
+/**
+ * kevent_wait() - wait for events, with a timeout in milliseconds
+ * @fd:		the queue
+ * @buf:	receives the events
+ * @min_nr:	wait until at least this many events are ready (at most
+ *		@max_nr; 0 never sleeps)
+ * @max_nr:	the size of @buf in entries, at least 1
+ * @timeout_ms:	relative timeout in milliseconds; negative (-1) waits
+ *		without a limit, 0 does not sleep
+ *
+ * One kevent_get_events() call. A signal ends the wait with %EINTR; it is
+ * not restarted.
+ *
+ * Return: the number of events copied to @buf (0 on timeout); -1 with errno
+ * set on error.
+ */
+static inline int kevent_wait(int fd, struct ukevent *buf, unsigned int min_nr,
+			      unsigned int max_nr, int timeout_ms)
+{
+	struct __kernel_timespec ts;
+
+	if (timeout_ms < 0)
+		return kevent_get_events(fd, min_nr, max_nr, NULL, buf, 0);
+	ts.tv_sec = timeout_ms / 1000;
+	ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+	return kevent_get_events(fd, min_nr, max_nr, &ts, buf, 0);
+}
+
+/**
+ * kevent_monotonic_ns() - the current CLOCK_MONOTONIC time in nanoseconds
+ *
+ * The clock of kevent_prep_timer_abs() and of %KEVENT_WAIT_ABSTIME
+ * deadlines. Normally served by the vDSO, without a system call.
+ *
+ * Return: the time in nanoseconds, or 0 if clock_gettime() failed.
+ */
+static inline __u64 kevent_monotonic_ns(void)
+{
+	struct timespec t;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &t))
+		return 0;
+	return (__u64)t.tv_sec * 1000000000ULL + (__u64)t.tv_nsec;
+}
+
+/**
+ * kevent_prep_timer() - prepare a relative timer kevent
+ * @uk:		the entry, zeroed first
+ * @id:		the timer's id in its queue, any number
+ * @first_ns:	first expiry, nanoseconds from now (at most 2^62 - 1)
+ * @period_ns:	period in nanoseconds, 0 for a timer that fires once (at most
+ *		2^62 - 1)
+ * @user_data:	cookie returned with every event
+ *
+ * Each delivery reports %KEVENT_TIMER_FIRED with ret_data = the number of
+ * expirations since the previous one.
+ */
+static inline void kevent_prep_timer(struct ukevent *uk, __u64 id,
+				     __u64 first_ns, __u64 period_ns,
+				     __u64 user_data)
+{
+	memset(uk, 0, sizeof(*uk));
+	uk->user_data = user_data;
+	uk->id = id;
+	uk->type = KEVENT_TYPE_TIMER;
+	uk->event = KEVENT_TIMER_FIRED;
+	uk->arg[0] = first_ns;
+	uk->arg[1] = period_ns;
+}
+
+/**
+ * kevent_prep_timer_abs() - prepare an absolute timer kevent
+ * @uk:		the entry, zeroed first
+ * @id:		the timer's id in its queue, any number
+ * @deadline_ns: first expiry, an absolute CLOCK_MONOTONIC time in
+ *		nanoseconds (see kevent_monotonic_ns()); a time already past
+ *		fires at once
+ * @period_ns:	period in nanoseconds, 0 for a timer that fires once
+ * @user_data:	cookie returned with every event
+ *
+ * Like kevent_prep_timer(), with %KEVENT_REQ_ABSTIME set.
+ */
+static inline void kevent_prep_timer_abs(struct ukevent *uk, __u64 id,
+					 __u64 deadline_ns, __u64 period_ns,
+					 __u64 user_data)
+{
+	kevent_prep_timer(uk, id, deadline_ns, period_ns, user_data);
+	uk->req_flags = KEVENT_REQ_ABSTIME;
+}
+
+/* Common part of the kevent_prep_*() helpers that watch a file descriptor. */
+static inline void __kevent_prep_fd(struct ukevent *uk, __u32 type, int fd,
+				    __u32 events, __u64 user_data)
+{
+	memset(uk, 0, sizeof(*uk));
+	uk->user_data = user_data;
+	uk->id = (__u64)(unsigned int)fd;
+	uk->type = type;
+	uk->event = events;
+}
+
+/**
+ * kevent_prep_poll() - prepare a kevent on the ->poll readiness of a file
+ * @uk:		the entry, zeroed first
+ * @fd:		the file descriptor to watch (the registration follows it:
+ *		closing @fd removes the kevent)
+ * @events:	EPOLLIN, EPOLLOUT, ... bits (not EPOLLET or EPOLLONESHOT: use
+ *		kevent_set_flags() with %KEVENT_REQ_ET or %KEVENT_REQ_ONESHOT)
+ * @user_data:	cookie returned with every event
+ */
+static inline void kevent_prep_poll(struct ukevent *uk, int fd, __u32 events,
+				    __u64 user_data)
+{
+	__kevent_prep_fd(uk, KEVENT_TYPE_POLL, fd, events, user_data);
+}
+
+/**
+ * kevent_prep_socket() - prepare a socket kevent
+ * @uk:		the entry, zeroed first
+ * @fd:		the socket
+ * @events:	%KEVENT_SOCKET_* bits
+ * @user_data:	cookie returned with every event
+ *
+ * The socket source is not implemented yet: such an entry fails with
+ * %EINVAL.
+ */
+static inline void kevent_prep_socket(struct ukevent *uk, int fd,
+				      __u32 events, __u64 user_data)
+{
+	__kevent_prep_fd(uk, KEVENT_TYPE_SOCKET, fd, events, user_data);
+}
+
+/**
+ * kevent_prep_inode() - prepare an inode kevent
+ * @uk:		the entry, zeroed first
+ * @fd:		a file descriptor of the inode
+ * @events:	%KEVENT_INODE_* bits
+ * @user_data:	cookie returned with every event
+ *
+ * The inode source is not implemented yet: such an entry fails with
+ * %EINVAL.
+ */
+static inline void kevent_prep_inode(struct ukevent *uk, int fd,
+				     __u32 events, __u64 user_data)
+{
+	__kevent_prep_fd(uk, KEVENT_TYPE_INODE, fd, events, user_data);
+}
+
+/**
+ * kevent_prep_key() - prepare an entry that names a kevent, for removal
+ * @uk:		the entry, zeroed first
+ * @type:	%KEVENT_TYPE_*
+ * @id:		the kevent's id: the timer id or the file descriptor
+ *
+ * For kevent_remove(), which looks only at the type and id.
+ */
+static inline void kevent_prep_key(struct ukevent *uk, __u32 type, __u64 id)
+{
+	memset(uk, 0, sizeof(*uk));
+	uk->id = id;
+	uk->type = type;
+}
+
+/**
+ * kevent_set_flags() - add request flags to a prepared entry
+ * @uk:		the entry
+ * @req_flags:	%KEVENT_REQ_ONESHOT, %KEVENT_REQ_ET, %KEVENT_REQ_WAKEUP_ALL
+ *
+ * ORs @req_flags into the entry's flags, so that %KEVENT_REQ_ABSTIME set by
+ * kevent_prep_timer_abs() stays.
+ */
+static inline void kevent_set_flags(struct ukevent *uk, __u32 req_flags)
+{
+	uk->req_flags |= req_flags;
+}
+
+/**
+ * kevent_result() - the result of one entry of a kevent_ctl() batch
+ * @uk:		the entry, after kevent_add(), kevent_modify() or
+ *		kevent_remove()
+ *
+ * Return: 0 if the entry took effect (%KEVENT_RET_DONE), -errno if it failed
+ * (%KEVENT_RET_BROKEN), -%EINVAL if it carries neither flag (it was not
+ * processed, or the call failed as a whole and the flags were clear on
+ * input) or a broken entry holds no valid -errno. On a delivered event,
+ * -errno if its source is gone, else 0.
+ */
+static inline int kevent_result(const struct ukevent *uk)
+{
+	if (uk->ret_flags & KEVENT_RET_BROKEN)
+		return uk->ret_data < 0 && uk->ret_data >= -4095 ?
+		       (int)uk->ret_data : -EINVAL;
+	if (uk->ret_flags & KEVENT_RET_DONE)
+		return 0;
+	return -EINVAL;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* _LIBKEVENT_H */
