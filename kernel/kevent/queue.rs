@@ -28,6 +28,7 @@ use crate::{
     source::Source,
 };
 use kernel::{
+    alloc::kvec::PushError,
     bindings, c_str,
     fs::{
         anon_inode::{AnonInodeFile, AnonInodeFops},
@@ -72,6 +73,21 @@ impl ReadyList {
 /// The index of a queue's kevents, guarded by `Queue::index`.
 pub(crate) struct Index {
     tree: RBTree<Key, Arc<Kevent>>,
+    /// Room for the kevents one delivery round takes off the ready list
+    /// ([`DELIVERY_CHUNK`]); empty between deliveries.
+    scratch: KVec<Taken>,
+}
+
+/// How many kevents delivery takes off the ready list per round trip of the `ready` lock.
+const DELIVERY_CHUNK: usize = 32;
+
+/// A kevent taken off the ready list for delivery, with the state it had then.
+struct Taken {
+    item: ListArc<Kevent, READY>,
+    req: Request,
+    fired: u32,
+    data: i64,
+    broken: Option<i64>,
 }
 
 /// Where delivered events go: userspace, or a buffer in the KUnit tests.
@@ -98,9 +114,16 @@ static FOPS: AnonInodeFops<Queue> = AnonInodeFops::new();
 impl Queue {
     /// Creates an empty queue.
     pub(crate) fn new() -> Result<Arc<Queue>> {
+        let scratch = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
         Arc::pin_init(
             pin_init!(Queue {
-                index <- new_mutex!(Index { tree: RBTree::new() }, "kevent_index"),
+                index <- new_mutex!(
+                    Index {
+                        tree: RBTree::new(),
+                        scratch,
+                    },
+                    "kevent_index"
+                ),
                 ready <- new_spinlock_irq!(
                     ReadyList { list: List::new(), nr: 0 },
                     "kevent_ready"
@@ -126,7 +149,15 @@ impl Queue {
     }
 
     /// Wakes waiters after a kevent became ready. Called without `ready` held.
+    ///
+    /// Every caller changed the ready list under `ready`, which waiters hold while they queue
+    /// themselves on `wait` (and pollers take after queueing), so a waiter either saw the change
+    /// or is visible to the lockless check: nobody waiting costs no wait-queue lock, as in
+    /// `ep_poll_callback()`.
     pub(crate) fn wake(&self, wake: Wake) {
+        if matches!(wake, Wake::None) || !self.wait.has_waiters() {
+            return;
+        }
         match wake {
             Wake::None => {}
             Wake::One => self.wait.notify_one(),
@@ -331,111 +362,163 @@ impl Queue {
     }
 
     /// Delivers up to `max_nr` ready kevents to `sink`.
+    ///
+    /// Kevents are taken off the head of the ready list, with their state, up to
+    /// [`DELIVERY_CHUNK`] per hold of `ready`; the ones that must stay ready are put back after
+    /// each round with one more. Those that the call does not deliver stay at the head, in order;
+    /// level-triggered kevents that are still ready go to the tail when the call ends.
     fn deliver(&self, max_nr: usize, sink: &mut dyn Sink) -> Result<usize> {
         let mut index = self.index.lock();
-        // Take the ready kevents; notifications for them meanwhile only update their state.
-        let mut local = List::<Kevent, READY>::new();
-        let mut nr_local;
-        {
-            let mut ready = self.ready.lock();
-            local.push_all_back(&mut ready.list);
-            nr_local = core::mem::take(&mut ready.nr);
-        }
+        let mut batch = core::mem::take(&mut index.scratch);
+        // Kevents to queue again at the end of the call, and ones to decide about at the end of
+        // the round (queue again if notified meanwhile, else leave the ready list).
         let mut requeue = List::<Kevent, READY>::new();
         let mut nr_requeue = 0;
+        let mut check = List::<Kevent, READY>::new();
+        // Taken, not delivered (after a fault): back to the head.
+        let mut back = List::<Kevent, READY>::new();
+        let mut nr_back = 0;
         let mut delivered = 0;
         let mut fault = None;
-        while delivered < max_nr {
-            let Some(item) = local.pop_front() else {
-                break;
-            };
-            nr_local -= 1;
-            let (req, fired, data, broken) = {
+        while delivered < max_nr && fault.is_none() {
+            {
                 let mut ready = self.ready.lock();
-                let st = item.state.access_mut(&mut ready);
-                let taken = (st.req, st.fired, st.data, st.broken.take());
-                st.fired = 0;
-                st.data = 0;
-                taken
-            };
-            let level = req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0;
-            let mut events = fired;
-            let mut data = data;
-            let mut still_ready = false;
-            if broken.is_none() {
-                let attached = item.attached.access(&index).clone();
-                if let (Some(a), true) = (&attached, fired != 0) {
-                    data = a.clone().delivering(&item, data);
-                }
-                if let Some(now) = attached.and_then(|a| a.recheck(&item, req.event)) {
-                    // Report what is ready now, not what was once.
-                    events = now & req.event;
-                    still_ready = level && events != 0;
-                }
-            }
-            if events != 0 || broken.is_some() {
-                let mut uk = Ukevent::zeroed();
-                uk.0.user_data = req.user_data;
-                uk.0.id = item.key.id;
-                uk.0.type_ = item.key.ty;
-                uk.0.event = events;
-                uk.0.req_flags = req.flags;
-                match broken {
-                    Some(errno) => {
-                        uk.0.ret_flags = KEVENT_RET_BROKEN;
-                        uk.0.ret_data = errno;
-                    }
-                    None => {
-                        uk.0.ret_flags = KEVENT_RET_DONE;
-                        uk.0.ret_data = data;
-                    }
-                }
-                if let Err(e) = sink.put(&uk) {
-                    // Not consumed: give the state back and keep the kevent first in line.
-                    let mut ready = self.ready.lock();
+                let want = (max_nr - delivered).min(batch.capacity());
+                while batch.len() < want {
+                    let Some(item) = ready.list.pop_front() else {
+                        break;
+                    };
+                    ready.nr -= 1;
                     let st = item.state.access_mut(&mut ready);
-                    st.fired |= fired;
-                    st.data = st.data.saturating_add(data);
-                    if st.broken.is_none() {
-                        st.broken = broken;
+                    let taken = Taken {
+                        req: st.req,
+                        fired: core::mem::take(&mut st.fired),
+                        data: core::mem::take(&mut st.data),
+                        broken: st.broken.take(),
+                        item,
+                    };
+                    // Cannot fail: `want` is at most the capacity.
+                    if let Err(PushError(t)) = batch.push_within_capacity(taken) {
+                        let st = t.item.state.access_mut(&mut ready);
+                        st.fired = t.fired;
+                        st.data = t.data;
+                        st.broken = t.broken;
+                        ready.list.push_front(t.item);
+                        ready.nr += 1;
+                        break;
                     }
-                    drop(ready);
-                    local.push_front(item);
-                    nr_local += 1;
-                    fault = Some(e);
-                    break;
                 }
-                delivered += 1;
-                if req.flags & KEVENT_REQ_ONESHOT != 0 || broken.is_some() {
-                    if let Some(kevent) = index.tree.remove(&item.key) {
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut rest = batch.drain_all();
+            while let Some(t) = rest.next() {
+                let Taken {
+                    item,
+                    req,
+                    fired,
+                    data,
+                    broken,
+                } = t;
+                let level = req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0;
+                let mut events = fired;
+                let mut data = data;
+                let mut still_ready = false;
+                if broken.is_none() {
+                    if let Some(a) = item.attached.access(&index) {
+                        if fired != 0 {
+                            data = a.clone().delivering(&item, data);
+                        }
+                        if let Some(now) = a.recheck(&item, req.event) {
+                            // Report what is ready now, not what was once.
+                            events = now & req.event;
+                            still_ready = level && events != 0;
+                        }
+                    }
+                }
+                if events != 0 || broken.is_some() {
+                    let mut uk = Ukevent::zeroed();
+                    uk.0.user_data = req.user_data;
+                    uk.0.id = item.key.id;
+                    uk.0.type_ = item.key.ty;
+                    uk.0.event = events;
+                    uk.0.req_flags = req.flags;
+                    match broken {
+                        Some(errno) => {
+                            uk.0.ret_flags = KEVENT_RET_BROKEN;
+                            uk.0.ret_data = errno;
+                        }
+                        None => {
+                            uk.0.ret_flags = KEVENT_RET_DONE;
+                            uk.0.ret_data = data;
+                        }
+                    }
+                    if let Err(e) = sink.put(&uk) {
+                        // Not consumed: give the state back (with that of the rest of the
+                        // round) and keep them first in line.
+                        let mut ready = self.ready.lock();
+                        for (item, fired, data, broken) in Iterator::chain(
+                            core::iter::once((item, fired, data, broken)),
+                            rest.by_ref().map(|t| (t.item, t.fired, t.data, t.broken)),
+                        ) {
+                            let st = item.state.access_mut(&mut ready);
+                            st.fired |= fired;
+                            st.data = st.data.saturating_add(data);
+                            if st.broken.is_none() {
+                                st.broken = broken;
+                            }
+                            back.push_back(item);
+                            nr_back += 1;
+                        }
+                        fault = Some(e);
+                        break;
+                    }
+                    delivered += 1;
+                    if req.flags & KEVENT_REQ_ONESHOT != 0 || broken.is_some() {
+                        if let Some(kevent) = index.tree.remove(&item.key) {
+                            drop(item);
+                            self.detach(&mut index, &kevent);
+                        }
+                        continue;
+                    }
+                }
+                if still_ready {
+                    requeue.push_back(item);
+                    nr_requeue += 1;
+                } else {
+                    check.push_back(item);
+                }
+            }
+            drop(rest);
+            // Keep ready the kevents notified again while they were being delivered. The others
+            // are dropped under `ready`, so that a notification either saw them queued (and left
+            // its events in their state, seen here) or finds them free to queue.
+            if !check.is_empty() {
+                let mut ready = self.ready.lock();
+                while let Some(item) = check.pop_front() {
+                    let st = item.state.access_mut(&mut ready);
+                    if st.fired != 0 || st.broken.is_some() {
+                        requeue.push_back(item);
+                        nr_requeue += 1;
+                    } else {
                         drop(item);
-                        self.detach(&mut index, &kevent);
                     }
-                    continue;
                 }
             }
-            // Keep it ready if it still is (level), or if it fired again meanwhile.
-            let mut ready = self.ready.lock();
-            let st = item.state.access_mut(&mut ready);
-            if still_ready || st.fired != 0 || st.broken.is_some() {
-                drop(ready);
-                requeue.push_back(item);
-                nr_requeue += 1;
-            } else {
-                // Dropped under `ready`, so that a notification either saw it queued (and left
-                // its events in `state`, seen above) or finds it free to queue.
-                drop(item);
-            }
         }
+        index.scratch = batch;
         // Undelivered kevents go back first, in order; re-armed level ones at the tail.
-        {
+        let more = {
             let mut ready = self.ready.lock();
-            local.push_all_back(&mut ready.list);
-            core::mem::swap(&mut local, &mut ready.list);
+            back.push_all_back(&mut ready.list);
+            core::mem::swap(&mut back, &mut ready.list);
             ready.list.push_all_back(&mut requeue);
-            ready.nr += nr_local + nr_requeue;
-        }
-        if nr_local + nr_requeue > 0 {
+            ready.nr += nr_back + nr_requeue;
+            ready.nr > 0
+        };
+        drop(index);
+        if more {
             self.wake(Wake::One);
         }
         match fault {
