@@ -3,7 +3,7 @@
 //! kevent-bench: kevent against epoll and io_uring.
 //!
 //! ```text
-//! kevent-bench [--quick] [--runs N] [--echo-cpus same|split|any]
+//! kevent-bench [--quick] [--runs N] [--only TEXT] [--echo-cpus same|split|any]
 //!              [chain] [timers] [churn] [echo] [scale]
 //! ```
 //!
@@ -56,6 +56,8 @@ pub struct Env {
     pub quick: bool,
     pub runs: usize,
     pub echo_cpus: EchoCpus,
+    /// Only mechanisms whose name contains this (`--only`), for profiling.
+    pub only: Option<String>,
     pub kevent: Result<(), String>,
     pub kevent_socket: Result<(), String>,
     pub uring: Result<String, String>,
@@ -85,7 +87,14 @@ impl Env {
             .iter()
             .map(|&m| {
                 let (name, need) = desc(m);
-                (name.to_string(), self.missing(need))
+                let skip = match &self.only {
+                    // Spaces may be written as '_' (the argument goes through the shell).
+                    Some(o) if !name.replace(' ', "_").contains(&o.replace(' ', "_")) => {
+                        Some(format!("skipped (--only {o})"))
+                    }
+                    _ => self.missing(need),
+                };
+                (name.to_string(), skip)
             })
             .collect();
         let out = stats::interleave(&labels, self.runs, |i| run(mechs[i]), show);
@@ -97,9 +106,10 @@ const CASES: [&str; 5] = ["chain", "timers", "churn", "echo", "scale"];
 
 fn usage(code: i32) -> ! {
     eprintln!(
-        "usage: kevent-bench [--quick] [--runs N] [--echo-cpus same|split|any] [{}]...\n\
+        "usage: kevent-bench [--quick] [--runs N] [--only TEXT] [--echo-cpus same|split|any] [{}]...\n\
          \x20 --quick      smaller sizes, 3 runs (unless --runs)\n\
-         \x20 --runs N     runs per measurement (default 5)\n\
+         \x20 --runs N     runs per measurement (default 9)\n\
+         \x20 --only TEXT  only mechanisms whose name contains TEXT (_ = space)\n\
          \x20 --echo-cpus  echo client and server on CPU 0 (same, default), on\n\
          \x20              CPUs 0 and 1 (split), or unbound (any)\n\
          \x20 cases        any of the names above; default all",
@@ -159,6 +169,7 @@ fn main() {
     let mut quick = false;
     let mut runs = None;
     let mut echo_cpus = EchoCpus::Same;
+    let mut only = None;
     let mut cases: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -173,6 +184,7 @@ fn main() {
                     usage(2);
                 }
             }
+            "--only" => only = Some(args.next().unwrap_or_else(|| usage(2))),
             "--echo-cpus" => {
                 echo_cpus = match args.next().as_deref() {
                     Some("same") => EchoCpus::Same,
@@ -193,7 +205,7 @@ fn main() {
     if cases.is_empty() {
         cases = CASES.iter().map(|s| s.to_string()).collect();
     }
-    let runs = runs.unwrap_or(if quick { 3 } else { 5 });
+    let runs = runs.unwrap_or(if quick { 3 } else { 9 });
 
     let t0 = Instant::now();
     let nofile = sys::raise_nofile(1 << 20);
@@ -218,6 +230,7 @@ fn main() {
         quick,
         runs,
         echo_cpus,
+        only,
         kevent: kev,
         kevent_socket: kev_sock,
         uring: probe_uring(),
