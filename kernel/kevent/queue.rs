@@ -76,6 +76,8 @@ pub(crate) struct Index {
     /// Room for the kevents one delivery round takes off the ready list
     /// ([`DELIVERY_CHUNK`]); empty between deliveries.
     scratch: KVec<Taken>,
+    /// Room for the events of one round, copied to userspace at once.
+    staging: KVec<Ukevent>,
 }
 
 /// How many kevents delivery takes off the ready list per round trip of the `ready` lock.
@@ -88,12 +90,27 @@ struct Taken {
     fired: u32,
     data: i64,
     broken: Option<i64>,
+    /// Has an event in the round's staging buffer.
+    report: bool,
+    /// Level triggered and still ready at delivery.
+    still_ready: bool,
 }
 
 /// Where delivered events go: userspace, or a buffer in the KUnit tests.
 pub(crate) trait Sink {
     /// Copies out one event. On error the event is not consumed.
     fn put(&mut self, uk: &Ukevent) -> Result;
+
+    /// Copies out `uks` in order: returns how many were consumed, and the error that stopped
+    /// the copy if not all were.
+    fn put_all(&mut self, uks: &[Ukevent]) -> (usize, Option<Error>) {
+        for (i, uk) in uks.iter().enumerate() {
+            if let Err(e) = self.put(uk) {
+                return (i, Some(e));
+            }
+        }
+        (uks.len(), None)
+    }
 }
 
 /// A kevent queue.
@@ -115,12 +132,14 @@ impl Queue {
     /// Creates an empty queue.
     pub(crate) fn new() -> Result<Arc<Queue>> {
         let scratch = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
+        let staging = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
         Arc::pin_init(
             pin_init!(Queue {
                 index <- new_mutex!(
                     Index {
                         tree: RBTree::new(),
                         scratch,
+                        staging,
                     },
                     "kevent_index"
                 ),
@@ -370,6 +389,7 @@ impl Queue {
     fn deliver(&self, max_nr: usize, sink: &mut dyn Sink) -> Result<usize> {
         let mut index = self.index.lock();
         let mut batch = core::mem::take(&mut index.scratch);
+        let mut staging = core::mem::take(&mut index.staging);
         // Kevents to queue again at the end of the call, and ones to decide about at the end of
         // the round (queue again if notified meanwhile, else leave the ready list).
         let mut requeue = List::<Kevent, READY>::new();
@@ -395,6 +415,8 @@ impl Queue {
                         fired: core::mem::take(&mut st.fired),
                         data: core::mem::take(&mut st.data),
                         broken: st.broken.take(),
+                        report: false,
+                        still_ready: false,
                         item,
                     };
                     // Cannot fail: `want` is at most the capacity.
@@ -412,85 +434,88 @@ impl Queue {
             if batch.is_empty() {
                 break;
             }
-            let mut rest = batch.drain_all();
-            while let Some(t) = rest.next() {
-                let Taken {
-                    item,
-                    req,
-                    fired,
-                    data,
-                    broken,
-                } = t;
-                let level = req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0;
-                let mut events = fired;
-                let mut data = data;
-                let mut still_ready = false;
-                if broken.is_none() {
-                    if let Some(a) = item.attached.access(&index) {
-                        if fired != 0 {
-                            data = a.clone().delivering(&item, data);
+            // What each kevent reports, staged for one copy to userspace.
+            for t in batch.iter_mut() {
+                let level = t.req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0;
+                let mut events = t.fired;
+                if t.broken.is_none() {
+                    if let Some(a) = t.item.attached.access(&index) {
+                        if t.fired != 0 && a.wants_delivering() {
+                            t.data = a.clone().delivering(&t.item, t.data);
                         }
-                        if let Some(now) = a.recheck(&item, req.event) {
+                        if let Some(now) = a.recheck(&t.item, t.req.event) {
                             // Report what is ready now, not what was once.
-                            events = now & req.event;
-                            still_ready = level && events != 0;
+                            events = now & t.req.event;
+                            t.still_ready = level && events != 0;
                         }
                     }
                 }
-                if events != 0 || broken.is_some() {
-                    let mut uk = Ukevent::zeroed();
-                    uk.0.user_data = req.user_data;
-                    uk.0.id = item.key.id;
-                    uk.0.type_ = item.key.ty;
-                    uk.0.event = events;
-                    uk.0.req_flags = req.flags;
-                    match broken {
-                        Some(errno) => {
-                            uk.0.ret_flags = KEVENT_RET_BROKEN;
-                            uk.0.ret_data = errno;
-                        }
-                        None => {
-                            uk.0.ret_flags = KEVENT_RET_DONE;
-                            uk.0.ret_data = data;
-                        }
+                if events == 0 && t.broken.is_none() {
+                    continue;
+                }
+                let mut uk = Ukevent::zeroed();
+                uk.0.user_data = t.req.user_data;
+                uk.0.id = t.item.key.id;
+                uk.0.type_ = t.item.key.ty;
+                uk.0.event = events;
+                uk.0.req_flags = t.req.flags;
+                match t.broken {
+                    Some(errno) => {
+                        uk.0.ret_flags = KEVENT_RET_BROKEN;
+                        uk.0.ret_data = errno;
                     }
-                    if let Err(e) = sink.put(&uk) {
+                    None => {
+                        uk.0.ret_flags = KEVENT_RET_DONE;
+                        uk.0.ret_data = t.data;
+                    }
+                }
+                // Cannot fail: the staging buffer has room for a whole round.
+                if staging.push_within_capacity(uk).is_ok() {
+                    t.report = true;
+                }
+            }
+            let (copied, err) = sink.put_all(&staging);
+            staging.clear();
+            if err.is_some() {
+                fault = err;
+            }
+            let mut reported = 0;
+            let mut rest = batch.drain_all();
+            while let Some(t) = rest.next() {
+                if t.report {
+                    reported += 1;
+                    if reported > copied {
                         // Not consumed: give the state back (with that of the rest of the
                         // round) and keep them first in line.
                         let mut ready = self.ready.lock();
-                        for (item, fired, data, broken) in Iterator::chain(
-                            core::iter::once((item, fired, data, broken)),
-                            rest.by_ref().map(|t| (t.item, t.fired, t.data, t.broken)),
-                        ) {
-                            let st = item.state.access_mut(&mut ready);
-                            st.fired |= fired;
-                            st.data = st.data.saturating_add(data);
+                        for t in Iterator::chain(core::iter::once(t), rest.by_ref()) {
+                            let st = t.item.state.access_mut(&mut ready);
+                            st.fired |= t.fired;
+                            st.data = st.data.saturating_add(t.data);
                             if st.broken.is_none() {
-                                st.broken = broken;
+                                st.broken = t.broken;
                             }
-                            back.push_back(item);
+                            back.push_back(t.item);
                             nr_back += 1;
                         }
-                        fault = Some(e);
                         break;
                     }
                     delivered += 1;
-                    if req.flags & KEVENT_REQ_ONESHOT != 0 || broken.is_some() {
-                        if let Some(kevent) = index.tree.remove(&item.key) {
-                            drop(item);
+                    if t.req.flags & KEVENT_REQ_ONESHOT != 0 || t.broken.is_some() {
+                        if let Some(kevent) = index.tree.remove(&t.item.key) {
+                            drop(t.item);
                             self.detach(&mut index, &kevent);
                         }
                         continue;
                     }
                 }
-                if still_ready {
-                    requeue.push_back(item);
+                if t.still_ready {
+                    requeue.push_back(t.item);
                     nr_requeue += 1;
                 } else {
-                    check.push_back(item);
+                    check.push_back(t.item);
                 }
             }
-            drop(rest);
             // Keep ready the kevents notified again while they were being delivered. The others
             // are dropped under `ready`, so that a notification either saw them queued (and left
             // its events in their state, seen here) or finds them free to queue.
@@ -508,6 +533,7 @@ impl Queue {
             }
         }
         index.scratch = batch;
+        index.staging = staging;
         // Undelivered kevents go back first, in order; re-armed level ones at the tail.
         let more = {
             let mut ready = self.ready.lock();

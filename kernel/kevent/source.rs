@@ -51,6 +51,12 @@ pub(crate) trait Attached: Send + Sync {
         None
     }
 
+    /// Whether [`Attached::delivering`] must be called (it takes a new reference to the
+    /// attachment, which delivery spares the sources that do not need it).
+    fn wants_delivering(&self) -> bool {
+        false
+    }
+
     /// The kevent is about to be delivered with result `data`: returns the result to report.
     /// A source that counts lazily adds to it here, and may re-arm (a periodic timer does
     /// both). Process context, may sleep.

@@ -17,6 +17,7 @@ use kernel::{
     prelude::*,
     sync::{aref::ARef, ArcBorrow},
     time::{Instant, Monotonic},
+    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
@@ -145,6 +146,20 @@ struct UserSink(UserSliceWriter);
 impl Sink for UserSink {
     fn put(&mut self, uk: &Ukevent) -> Result {
         self.0.write(uk)
+    }
+
+    fn put_all(&mut self, uks: &[Ukevent]) -> (usize, Option<Error>) {
+        // One copy for the whole round. A failed copy does not move the writer, and does not
+        // say how far it got: then copy one at a time from the same place to find out.
+        if self.0.write_slice(uks.as_bytes()).is_ok() {
+            return (uks.len(), None);
+        }
+        for (i, uk) in uks.iter().enumerate() {
+            if let Err(e) = self.put(uk) {
+                return (i, Some(e));
+            }
+        }
+        (uks.len(), None)
     }
 }
 

@@ -135,6 +135,10 @@ impl Attached for TimerKevent {
         drop(handle);
     }
 
+    fn wants_delivering(&self) -> bool {
+        true
+    }
+
     fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64) -> i64 {
         let fired_at = self.fired_at.load(ordering::Acquire);
         if self.period == 0 || fired_at < 0 {
