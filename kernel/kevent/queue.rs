@@ -367,7 +367,7 @@ impl Queue {
                 if let (Some(a), true) = (&attached, fired != 0) {
                     data = a.clone().delivering(&item, data);
                 }
-                if let Some(now) = attached.and_then(|a| a.recheck(&item, req.event)) {
+                if let Some(now) = attached.and_then(|a| a.recheck(&item, req.event, &mut data)) {
                     // Report what is ready now, not what was once.
                     events = now & req.event;
                     still_ready = level && events != 0;
