@@ -285,9 +285,10 @@ impl Source for ExternSource {
             }
             None => None,
         };
+        let storage_ref = storage.clone();
         let attached = Arc::pin_init(
             pin_init!(ExternAttached {
-                storage: storage.clone(),
+                storage: storage_ref,
                 held <- new_mutex!(
                     Held {
                         object: Some(object),

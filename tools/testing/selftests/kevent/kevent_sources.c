@@ -7,7 +7,9 @@
  * Needs 127.0.0.1 on lo and a tmpfs at /tmp; the unmount test needs
  * CAP_SYS_ADMIN (it is skipped otherwise).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
