@@ -4,12 +4,15 @@
  *
  * The kevent core is a Rust crate under kernel/kevent/. This header is the
  * C side of its interface: the syscall entry points the SYSCALL_DEFINE shims
- * call, and the hooks the VFS calls. See Documentation/kevent.rst.
+ * call, the hooks the VFS calls, and the API of event sources that live
+ * outside the core (struct kevent_source_ops; the storage their objects
+ * embed is in <linux/kevent_storage.h>). See Documentation/kevent.rst.
  */
 #ifndef _LINUX_KEVENT_H
 #define _LINUX_KEVENT_H
 
 #include <linux/jump_label_ratelimit.h>
+#include <linux/kevent_storage.h>
 #include <linux/types.h>
 #include <linux/time_types.h>
 #include <uapi/linux/kevent.h>
@@ -51,6 +54,53 @@ static inline void kevent_flush(struct file *file, void *owner)
 	if (static_branch_unlikely(&kevent_fd_key.key))
 		kevent_file_flush(file, owner);
 }
+
+/**
+ * struct kevent_source_ops - an event source outside the kevent core
+ * @type: the KEVENT_TYPE_* it serves
+ * @events: the event bits it accepts in ukevent.event
+ * @follows_fd: ukevent.id is a file descriptor and the registration follows
+ *	it, as a poll kevent's does: closing that descriptor removes the
+ *	kevent. The core looks the descriptor up (it must not be O_PATH).
+ * @weak: the kevent must not keep the object alive: @put runs as soon as
+ *	the kevent is on the object's storage, and the object's death reaches
+ *	the kevent through kevent_storage_fini(). A weak source has no
+ *	@recheck and does not follow the descriptor.
+ * @get: look up the object @uk names (process context, may sleep). On
+ *	success, store its storage in *@storage and an opaque reference in
+ *	*@priv that keeps the object (and so the storage) alive until
+ *	@put(*@priv), and return 0; otherwise a negative errno, reported in
+ *	the entry's ret_data. @uk's arg and arg_fd are zero, and its event
+ *	within @events.
+ * @put: drop the reference @get returned (process context, may sleep).
+ * @recheck: the level state, at registration and at each delivery (process
+ *	context, may sleep): the events of @events that are ready now, and in
+ *	*@data the result to report (it is 0 on entry). %NULL if the source
+ *	has no level state: its events are then reported as they fired.
+ *
+ * Registered once, at boot, with kevent_register_source(); the table must
+ * live forever. The core never names a source: it finds this table by
+ * @type.
+ */
+struct kevent_source_ops {
+	u32 type;
+	u32 events;
+	bool follows_fd;
+	bool weak;
+	int (*get)(const struct ukevent *uk, struct kevent_storage **storage,
+		   void **priv);
+	void (*put)(void *priv);
+	u32 (*recheck)(void *priv, u32 events, s64 *data);
+};
+
+/*
+ * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
+ * bad table), -EEXIST (the type already has a source) or -EBUSY (no free
+ * slot). Registrations are not serialised against each other: make them
+ * from initcalls, of any level (the core needs no initialisation for
+ * them). Rust sources use kernel::kevent (rust/kernel/kevent.rs).
+ */
+int kevent_register_source(const struct kevent_source_ops *ops);
 #else
 static inline void kevent_flush(struct file *file, void *owner)
 {

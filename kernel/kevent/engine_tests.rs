@@ -58,7 +58,7 @@ impl Attached for FakeAttached {
         self.0.storage.dequeue(kevent);
     }
 
-    fn recheck(&self, _kevent: &Kevent, events: u32) -> Option<u32> {
+    fn recheck(&self, _kevent: &Kevent, events: u32, _data: &mut i64) -> Option<u32> {
         Some(self.0.level.load(ordering::Relaxed) & events)
     }
 }
@@ -90,13 +90,13 @@ impl Source for FakeSource {
 }
 
 /// A sink into a vector, which faults after `room` events.
-struct VecSink {
-    got: KVec<Ukevent>,
+pub(crate) struct VecSink {
+    pub(crate) got: KVec<Ukevent>,
     room: usize,
 }
 
 impl VecSink {
-    fn new(room: usize) -> Self {
+    pub(crate) fn new(room: usize) -> Self {
         VecSink {
             got: KVec::new(),
             room,
@@ -116,14 +116,14 @@ impl Sink for VecSink {
 
 /// A queue that is released (as its file would be) when the test drops it: a queue's index
 /// and its kevents reference each other until then.
-struct TestQueue(Arc<Queue>);
+pub(crate) struct TestQueue(Arc<Queue>);
 
 impl TestQueue {
-    fn new() -> TestQueue {
+    pub(crate) fn new() -> TestQueue {
         TestQueue(Queue::new().unwrap())
     }
 
-    fn as_arc_borrow(&self) -> kernel::sync::ArcBorrow<'_, Queue> {
+    pub(crate) fn as_arc_borrow(&self) -> kernel::sync::ArcBorrow<'_, Queue> {
         self.0.as_arc_borrow()
     }
 }
@@ -158,7 +158,7 @@ fn uk(id: u64, event: u32, flags: u32) -> Ukevent {
     uk
 }
 
-fn poll(q: &Queue, max: usize) -> VecSink {
+pub(crate) fn poll(q: &Queue, max: usize) -> VecSink {
     let mut sink = VecSink::new(usize::MAX);
     let n = q
         .get_events(0, max, Some(Instant::now()), true, &mut sink)

@@ -101,6 +101,15 @@ kernel::list::impl_list_item! {
     impl ListItem<STORAGE> for Kevent { using ListLinks { self.storage_links }; }
 }
 
+/// How a notification's result combines with the one accumulated since the last delivery.
+#[derive(Clone, Copy)]
+enum Data {
+    /// A count: added (timer expirations).
+    Add(i64),
+    /// A value: replaces it (the last one wins).
+    Set(i64),
+}
+
 /// Whom to wake after a kevent became ready.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Wake {
@@ -150,7 +159,19 @@ impl Kevent {
     pub(crate) fn notify(this: ArcBorrow<'_, Kevent>, events: u32, data: i64) {
         let wake = {
             let mut ready = this.queue.ready.lock();
-            let wake = Self::mark(this, &mut ready, events, data, None);
+            let wake = Self::mark(this, &mut ready, events, Data::Add(data), None);
+            drop(ready);
+            wake
+        };
+        this.queue.wake(wake);
+    }
+
+    /// Like [`Kevent::notify`], but `data` is a value (an inode number, ...), not a count: it
+    /// replaces the result of an earlier notification not delivered yet.
+    pub(crate) fn notify_value(this: ArcBorrow<'_, Kevent>, events: u32, data: i64) {
+        let wake = {
+            let mut ready = this.queue.ready.lock();
+            let wake = Self::mark(this, &mut ready, events, Data::Set(data), None);
             drop(ready);
             wake
         };
@@ -162,7 +183,7 @@ impl Kevent {
     pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, errno: i64) {
         let wake = {
             let mut ready = this.queue.ready.lock();
-            Self::mark(this, &mut ready, 0, 0, Some(errno))
+            Self::mark(this, &mut ready, 0, Data::Add(0), Some(errno))
         };
         this.queue.wake(wake);
     }
@@ -171,7 +192,7 @@ impl Kevent {
         this: ArcBorrow<'_, Kevent>,
         ready: &mut ReadyList,
         events: u32,
-        data: i64,
+        data: Data,
         broken: Option<i64>,
     ) -> Wake {
         let st = this.state.access_mut(ready);
@@ -180,7 +201,10 @@ impl Kevent {
             return Wake::None;
         }
         st.fired |= events;
-        st.data = st.data.saturating_add(data);
+        st.data = match data {
+            Data::Add(n) => st.data.saturating_add(n),
+            Data::Set(v) => v,
+        };
         if broken.is_some() {
             st.broken = broken;
         }

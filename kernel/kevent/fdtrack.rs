@@ -2,8 +2,8 @@
 
 //! Registrations follow the descriptor.
 //!
-//! A kevent registered by file descriptor (poll, later socket and inode) belongs to that
-//! descriptor in the registering process's fd table, as in kqueue: when the process closes the
+//! A kevent registered by file descriptor (poll, socket) belongs to that descriptor in the
+//! registering process's fd table, as in kqueue: when the process closes the
 //! descriptor (`close()`, `dup2()` over it, close-on-exec, exit) the kevent is removed and drops
 //! its reference to the file. A `dup()` of the descriptor does not carry the registration, and
 //! closing the duplicate does not remove it; after `fork()` the child's closes do not touch the

@@ -9,8 +9,9 @@
 //! One concept a file: [`abi`] (the uapi types), [`event`] (one kevent), [`storage`] (the
 //! kevents of one source object), [`source`] (the trait every source implements), [`queue`]
 //! (a queue: index, ready list, waiting and delivery; its locking is documented there),
-//! [`syscalls`] (the system calls). The sources ([`timer`], [`poll`]) are found by the core
-//! through [`source_of`], which never names one. The syscall entry points are C shims
+//! [`syscalls`] (the system calls). The sources ([`timer`], [`poll`], and the sources outside
+//! the crate registered through the C API of [`extern_source`]: sockets, inodes) are found by
+//! the core through [`source_of`], which never names one. The syscall entry points are C shims
 //! (`syscalls.c`) that call the `#[export]` functions in [`syscalls`].
 //! See Documentation/kevent.rst.
 
@@ -18,6 +19,7 @@ use kernel::prelude::*;
 
 mod abi;
 mod event;
+pub mod extern_source;
 pub mod fdtrack;
 mod limit;
 mod nest;
@@ -30,15 +32,22 @@ mod timer;
 
 #[cfg(CONFIG_KEVENT_KUNIT_TEST)]
 mod engine_tests;
+#[cfg(CONFIG_KEVENT_KUNIT_TEST)]
+mod extern_tests;
 
 use source::Source;
 
-/// The event sources, one a `KEVENT_TYPE_*`.
+/// The event sources of the crate, one a `KEVENT_TYPE_*`.
 static SOURCES: &[&dyn Source] = &[&timer::TimerSource, &poll::PollSource];
 
-/// The source of events of type `ty`, if there is one.
+/// The source of events of type `ty`, if there is one: one of the crate's, or one registered
+/// through the C API.
 pub(crate) fn source_of(ty: u32) -> Option<&'static dyn Source> {
-    SOURCES.iter().copied().find(|s| s.kind() == ty)
+    SOURCES
+        .iter()
+        .copied()
+        .find(|s| s.kind() == ty)
+        .or_else(|| extern_source::find(ty).map(|s| s as &'static dyn Source))
 }
 
 module! {

@@ -176,7 +176,7 @@ impl Attached for PollAttached {
         drop(watch);
     }
 
-    fn recheck(&self, _kevent: &Kevent, events: u32) -> Option<u32> {
+    fn recheck(&self, _kevent: &Kevent, events: u32, _data: &mut i64) -> Option<u32> {
         let guard = self.watch.lock();
         Some(guard.as_ref().map_or(0, |(w, _, _)| w.poll_now() & events))
     }

@@ -443,7 +443,7 @@ impl Queue {
                         if t.fired != 0 && a.wants_delivering() {
                             t.data = a.clone().delivering(&t.item, t.data);
                         }
-                        if let Some(now) = a.recheck(&t.item, t.req.event) {
+                        if let Some(now) = a.recheck(&t.item, t.req.event, &mut t.data) {
                             // Report what is ready now, not what was once.
                             events = now & t.req.event;
                             t.still_ready = level && events != 0;

@@ -4,7 +4,8 @@
 //!
 //! A source handles one `KEVENT_TYPE_*`. The core finds it in the table the crate root builds
 //! (see `kevent.rs`) and never names a concrete source: adding a source means adding a file
-//! that implements [`Source`] and one line to that table.
+//! that implements [`Source`] and one line to that table, or, for a source outside the crate,
+//! registering a `struct kevent_source_ops` (see `extern_source.rs`).
 
 use crate::{abi::Ukevent, event::Kevent};
 use kernel::{prelude::*, sync::Arc};
@@ -46,8 +47,9 @@ pub(crate) trait Attached: Send + Sync {
 
     /// Level-triggered re-check at delivery: the events of the kevent's request that are ready
     /// now, or [`None`] if the source has no level state (its events are reported as they
-    /// fired, once). Process context, may sleep.
-    fn recheck(&self, _kevent: &Kevent, _events: u32) -> Option<u32> {
+    /// fired, once). A source whose result is level state too (a socket's pending error) may
+    /// replace the result to report, `data`. Process context, may sleep.
+    fn recheck(&self, _kevent: &Kevent, _events: u32, _data: &mut i64) -> Option<u32> {
         None
     }
 

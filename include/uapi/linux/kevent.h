@@ -3,11 +3,11 @@
  * kevent: generic kernel event processing.
  *
  * One queue (a kevent file descriptor, made by KEVENT_CTL_INIT) holds
- * interests ("kevents") in events from many sources: timers and pollable
- * files now; sockets, inodes and network AIO requests (types reserved
- * below) are not implemented yet and are rejected with EINVAL. kevent_ctl()
- * adds, modifies and removes kevents in batches; kevent_get_events()
- * collects ready ones.
+ * interests ("kevents") in events from many sources: timers, pollable
+ * files, sockets and inodes (directory entries created and removed);
+ * network AIO requests (a type reserved below) are not implemented yet and
+ * are rejected with EINVAL. kevent_ctl() adds, modifies and removes kevents
+ * in batches; kevent_get_events() collects ready ones.
  *
  * Every field is fixed width and the layout is the same for 32- and 64-bit
  * userspace. See Documentation/kevent.rst for the semantics of each field,
@@ -57,9 +57,9 @@
 #define KEVENT_SOCKET_HUP	0x10	/* peer closed or shut down */
 #define KEVENT_SOCKET_ERR	0x20	/* socket error, -errno in ret_data */
 
-/* KEVENT_TYPE_INODE events. */
-#define KEVENT_INODE_CREATE	0x1
-#define KEVENT_INODE_REMOVE	0x2
+/* KEVENT_TYPE_INODE events; ret_data is the inode number of the entry. */
+#define KEVENT_INODE_CREATE	0x1	/* an entry was created in the directory */
+#define KEVENT_INODE_REMOVE	0x2	/* an entry was removed, or the inode itself */
 
 /* Request flags (ukevent.req_flags). */
 #define KEVENT_REQ_ONESHOT	0x01	/* removed after its first delivery */
@@ -80,7 +80,8 @@
  * @event:	requested event mask; on delivery, the events that fired
  * @req_flags:	KEVENT_REQ_*
  * @ret_flags:	KEVENT_RET_*, written by the kernel
- * @ret_data:	result: a count (timer expirations, bytes) or a -errno
+ * @ret_data:	result: a count (timer expirations), an inode number
+ *		(inode) or a -errno
  * @arg:	per-type arguments (timer: arg[0] expiry in ns, relative or
  *		absolute, arg[1] period in ns or 0; AIO: buffer address and
  *		length, or file offset and count for sendfile); zero otherwise

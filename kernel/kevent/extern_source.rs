@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Sources outside the crate: the C API of `<linux/kevent.h>` and `<linux/kevent_storage.h>`.
+//!
+//! Kbuild makes each Rust object outside `rust/` its own crate, and the socket (`net/kevent/`)
+//! and inode (`fs/kevent/`) sources live next to the code they hook, so they cannot implement
+//! [`Source`] themselves. Instead each registers a `struct kevent_source_ops` at boot with
+//! [`kevent_register_source`] (a Rust source builds it with `kernel::kevent::register()`, see
+//! `rust/kernel/kevent.rs`), and [`ExternSource`] adapts it to the [`Source`] and [`Attached`]
+//! traits: `get` looks the object up and returns its `struct kevent_storage` and a reference to
+//! it, the core installs a [`Storage`] there on first use (see `storage.rs`) and enqueues the
+//! kevent, `recheck` gives the level state and `put` drops the reference. Their objects call
+//! [`__kevent_storage_ready`] and [`__kevent_storage_fini`] (through the inline wrappers of
+//! `<linux/kevent_storage.h>`, which cost one branch while nothing is registered).
+//!
+//! The registered tables live in a small fixed array, written once per source at boot and read
+//! without locks after. The array needs no initialisation, so a source may register from any
+//! initcall, before or after the crate's module initialiser runs.
+
+use crate::{
+    abi::*,
+    event::Kevent,
+    fdtrack::FdTrack,
+    source::{Attached, Source},
+    storage::{self, Storage},
+};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_void},
+    fs::{File, LocalFile},
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::{ordering, Atomic},
+        new_mutex, Arc, Mutex,
+    },
+};
+
+/// The most sources that can register (today: sockets and inodes).
+const MAX_SOURCES: usize = 4;
+
+/// An empty slot.
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Atomic<*const bindings::kevent_source_ops> = Atomic::new(core::ptr::null());
+
+/// The registered sources; a slot, once set, is never cleared.
+static REGISTERED: [Atomic<*const bindings::kevent_source_ops>; MAX_SOURCES] = [EMPTY; MAX_SOURCES];
+
+/// A source registered through the C API: its operations table.
+#[repr(transparent)]
+pub(crate) struct ExternSource(bindings::kevent_source_ops);
+
+impl ExternSource {
+    /// Views an operations table as a source.
+    ///
+    /// # Safety
+    ///
+    /// `ops` is valid for `'a` and its callbacks follow the contract of `struct
+    /// kevent_source_ops` in `<linux/kevent.h>`.
+    pub(crate) unsafe fn from_ops<'a>(ops: *const bindings::kevent_source_ops) -> &'a ExternSource {
+        // SAFETY: `ExternSource` is a transparent wrapper of the table, valid for `'a` per the
+        // safety requirements.
+        unsafe { &*ops.cast::<ExternSource>() }
+    }
+
+    /// Checks a table before it is registered.
+    fn valid(&self) -> bool {
+        let o = &self.0;
+        o.type_ != 0
+            && o.events != 0
+            && o.get.is_some()
+            && o.put.is_some()
+            && !(o.weak && (o.recheck.is_some() || o.follows_fd))
+    }
+
+    /// Calls `get`: the object's storage and a reference that keeps the object alive.
+    fn get(&'static self, uk: &Ukevent) -> Result<(*mut bindings::kevent_storage, ObjectRef)> {
+        let get = self.0.get.ok_or(EINVAL)?;
+        let mut st: *mut bindings::kevent_storage = core::ptr::null_mut();
+        let mut obj: *mut c_void = core::ptr::null_mut();
+        // SAFETY: `uk` is a valid `struct ukevent` (the uapi and bindings types are the same C
+        // type); the out-pointers are valid.
+        let ret = unsafe {
+            get(
+                (&raw const uk.0).cast::<bindings::ukevent>(),
+                &mut st,
+                &mut obj,
+            )
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        let object = ObjectRef { src: self, obj };
+        if st.is_null() {
+            return Err(EINVAL);
+        }
+        Ok((st, object))
+    }
+}
+
+/// Registers the source `ops`. Called from initcalls, before the first `kevent_ctl()` of its
+/// type; registrations are not serialised against each other.
+fn register(ops: &'static ExternSource) -> Result {
+    if !ops.valid() {
+        return Err(EINVAL);
+    }
+    let ty = ops.0.type_;
+    if crate::source_of(ty).is_some() {
+        return Err(EEXIST);
+    }
+    let ptr: *const bindings::kevent_source_ops = &ops.0;
+    for slot in REGISTERED.iter() {
+        // Release: the table is complete before a reader can see it.
+        if slot
+            .cmpxchg(core::ptr::null(), ptr, ordering::Release)
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(EBUSY)
+}
+
+/// The registered source of type `ty`, if there is one.
+pub(crate) fn find(ty: u32) -> Option<&'static ExternSource> {
+    REGISTERED.iter().find_map(|slot| {
+        let ptr = slot.load(ordering::Acquire);
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: Only tables given to `kevent_register_source`, which live forever, are stored.
+        let src = unsafe { ExternSource::from_ops(ptr) };
+        (src.0.type_ == ty).then_some(src)
+    })
+}
+
+/// Registers an event source implemented outside the core.
+///
+/// # Safety
+///
+/// `ops` points to a table that lives forever and follows the contract of `struct
+/// kevent_source_ops`.
+#[export]
+pub unsafe extern "C" fn kevent_register_source(ops: *const bindings::kevent_source_ops) -> c_int {
+    if ops.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: Per the safety requirements.
+    match register(unsafe { ExternSource::from_ops(ops) }) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `kevent_storage_ready()`: the object that embeds `st` saw `events`, with result `data`.
+///
+/// # Safety
+///
+/// `st` is a valid `struct kevent_storage`, whose object does not call
+/// [`__kevent_storage_fini`] until this returns.
+#[export]
+pub unsafe extern "C" fn __kevent_storage_ready(
+    st: *mut bindings::kevent_storage,
+    events: u32,
+    data: i64,
+) {
+    // SAFETY: Per the safety requirements.
+    unsafe { storage::slot_ready(st, events, data) }
+}
+
+/// `kevent_storage_fini()`: the object that embeds `st` dies; its kevents are reported broken
+/// with `err` (a negative errno).
+///
+/// # Safety
+///
+/// `st` is a valid `struct kevent_storage` on which no `ready` or registration can run any more.
+#[export]
+pub unsafe extern "C" fn __kevent_storage_fini(st: *mut bindings::kevent_storage, err: c_int) {
+    // SAFETY: Per the safety requirements.
+    unsafe { storage::slot_fini(st, err.into()) }
+}
+
+/// A reference to a source object, from its source's `get`; dropping it calls `put`.
+///
+/// `put` may sleep: it is dropped in process context, by [`Attached::detach`] or when an attach
+/// fails.
+struct ObjectRef {
+    src: &'static ExternSource,
+    obj: *mut c_void,
+}
+
+// SAFETY: The reference a source's `get` returns may be used and dropped from any process
+// context, per the contract of `struct kevent_source_ops`.
+unsafe impl Send for ObjectRef {}
+
+impl ObjectRef {
+    /// The object's level state: the events of `events` ready now, and the result to report.
+    fn recheck(&self, events: u32) -> Option<(u32, i64)> {
+        let recheck = self.src.0.recheck?;
+        let mut data: i64 = 0;
+        // SAFETY: `obj` is the live reference `get` returned; `data` is a valid out-pointer.
+        let ready = unsafe { recheck(self.obj, events, &mut data) };
+        Some((ready & events, data))
+    }
+}
+
+impl Drop for ObjectRef {
+    fn drop(&mut self) {
+        if let Some(put) = self.src.0.put {
+            // SAFETY: `obj` is the reference `get` returned, dropped exactly once.
+            unsafe { put(self.obj) };
+        }
+    }
+}
+
+/// What one attached kevent keeps of its object.
+struct Held {
+    /// The reference to the object; `None` for a weak source, and once detached.
+    object: Option<ObjectRef>,
+    /// The registration by descriptor and the file it was made on, if the source follows the
+    /// descriptor.
+    track: Option<(FdTrack, ARef<File>)>,
+}
+
+/// The source's side of one kevent of a registered source.
+#[pin_data]
+struct ExternAttached {
+    /// The object's storage; our own reference, so that a detach after the object's death is
+    /// safe.
+    storage: Arc<Storage>,
+    /// A mutex: `put` and `recheck` may sleep.
+    #[pin]
+    held: Mutex<Held>,
+}
+
+impl Source for ExternSource {
+    fn kind(&self) -> u32 {
+        self.0.type_
+    }
+
+    fn events(&self) -> u32 {
+        self.0.events
+    }
+
+    fn check(&self, uk: &Ukevent) -> Result {
+        let u = &uk.0;
+        if u.arg != [0, 0] || u.arg_fd != 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+        // SAFETY: Every `ExternSource` the core reaches is a registered table (or a test's
+        // static one): it lives forever.
+        let this: &'static ExternSource = unsafe { ExternSource::from_ops(&self.0) };
+        let file = if this.0.follows_fd {
+            let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
+            let local = LocalFile::fget(fd)?;
+            // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
+            Some((unsafe { LocalFile::assume_no_fdget_pos(local) }, fd))
+        } else {
+            None
+        };
+        let (st, object) = this.get(uk)?;
+        // SAFETY: `st` is the storage of the object `object` keeps alive, so the object cannot
+        // die (and call `kevent_storage_fini`) meanwhile.
+        let storage = unsafe { storage::install(st) }?;
+        let track = match file {
+            Some((file, fd)) => {
+                let track = FdTrack::new(kevent, &file, fd)?;
+                // A close() that ran between `fget` and `FdTrack::new` did not see the
+                // registration.
+                // SAFETY: The current task's fd table is valid during the system call.
+                if !unsafe {
+                    bindings::kevent_fd_maps_to(
+                        bindings::kevent_current_files().cast(),
+                        fd,
+                        file.as_ptr(),
+                    )
+                } {
+                    return Err(EBADF);
+                }
+                Some((track, file))
+            }
+            None => None,
+        };
+        let storage_ref = storage.clone();
+        let attached = Arc::pin_init(
+            pin_init!(ExternAttached {
+                storage: storage_ref,
+                held <- new_mutex!(
+                    Held {
+                        object: Some(object),
+                        track,
+                    },
+                    "kevent_extern_held"
+                ),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        storage.enqueue(kevent)?;
+        // Enqueued first, then re-checked: activity from here on notifies the kevent, and what
+        // happened before is seen by the re-check.
+        let mut held = attached.held.lock();
+        if let Some((ready, _)) = held.object.as_ref().and_then(|o| o.recheck(uk.0.event)) {
+            if ready != 0 {
+                Kevent::notify(kevent.as_arc_borrow(), ready, 0);
+            }
+        }
+        // A weak source's kevents do not keep the object alive; its death reaches them through
+        // the storage.
+        let weak = if this.0.weak {
+            held.object.take()
+        } else {
+            None
+        };
+        drop(held);
+        drop(weak);
+        Ok(attached)
+    }
+}
+
+impl Attached for ExternAttached {
+    fn detach(&self, kevent: &Kevent) {
+        // Off the list first: no notification reaches the kevent after this (notifications take
+        // the list lock). A no-op if the object died and its storage was finalised.
+        self.storage.dequeue(kevent);
+        let mut held = self.held.lock();
+        let object = held.object.take();
+        let track = held.track.take();
+        drop(held);
+        drop(track);
+        drop(object);
+    }
+
+    fn recheck(&self, _kevent: &Kevent, events: u32, data: &mut i64) -> Option<u32> {
+        let held = self.held.lock();
+        let (ready, result) = held.object.as_ref()?.recheck(events)?;
+        *data = result;
+        Some(ready)
+    }
+}

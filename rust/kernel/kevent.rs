@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kevent event sources outside the kevent core.
+//!
+//! kevent (`kernel/kevent/`) gives a process one queue for events from several sources. The
+//! core is a crate of its own and keeps its timer and poll sources inside; a source that lives
+//! next to the code it watches (sockets in `net/kevent/`, inodes in `fs/kevent/`) is another
+//! crate, and registers with the core through the C interface of `<linux/kevent.h>`: a `struct
+//! kevent_source_ops`. This module builds that table from a [`Source`] implementation, so that
+//! such a source is written in safe Rust:
+//!
+//! - [`Source::get`] looks up the object a `struct ukevent` names and returns a reference that
+//!   keeps it alive (a [`Source::Ptr`], such as an [`ARef`] or a [`KBox`]); dropping the
+//!   reference is the table's `put`;
+//! - [`Source::storage`] gives the object's [`Storage`], the `struct kevent_storage` it embeds;
+//! - [`Source::recheck`], if implemented, is the level state read at registration and at every
+//!   delivery.
+//!
+//! The object notifies its kevents through its [`Storage`]: [`Storage::ready`] when it sees
+//! activity and, when it dies, [`Storage::fini`] (C objects call `kevent_storage_ready()` and
+//! `kevent_storage_fini()` of `<linux/kevent_storage.h>`).
+//!
+//! ```ignore
+//! struct MySource;
+//!
+//! #[vtable]
+//! impl kevent::Source for MySource {
+//!     const TYPE: u32 = uapi::KEVENT_TYPE_FOO;
+//!     const EVENTS: u32 = uapi::KEVENT_FOO_READY;
+//!     type Object = Foo;
+//!     type Ptr = ARef<Foo>;
+//!
+//!     fn get(uk: &kevent::Ukevent) -> Result<ARef<Foo>> {
+//!         Foo::lookup(uk.id())
+//!     }
+//!
+//!     fn storage(foo: &Foo) -> &kevent::Storage {
+//!         &foo.kevents
+//!     }
+//! }
+//!
+//! // From the `init` of a built-in module:
+//! kevent::register::<MySource>()?;
+//! ```
+//!
+//! C headers: [`include/linux/kevent.h`](srctree/include/linux/kevent.h),
+//! [`include/linux/kevent_storage.h`](srctree/include/linux/kevent_storage.h)
+//!
+//! Reference: [`Documentation/kevent.rst`](srctree/Documentation/kevent.rst)
+//!
+//! [`ARef`]: crate::sync::aref::ARef
+
+use crate::{
+    bindings,
+    error::{to_result, VTABLE_DEFAULT_ERROR},
+    module::this_module,
+    prelude::*,
+    types::{ForeignOwnable, Opaque},
+};
+use core::marker::PhantomData;
+
+/// A `struct ukevent` as a source sees it: the entry of `kevent_ctl()` being registered.
+///
+/// The core has checked the fields common to every source before the source sees the entry:
+/// `event` is a non-zero subset of [`Source::EVENTS`], `arg` and `arg_fd` are zero, and
+/// `reserved` is zero.
+#[repr(transparent)]
+pub struct Ukevent(bindings::ukevent);
+
+impl Ukevent {
+    /// Creates a reference to a [`Ukevent`] from a valid pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a valid `struct ukevent` that is not modified for the duration of `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::ukevent) -> &'a Self {
+        // SAFETY: `Ukevent` is a transparent wrapper of `struct ukevent`, valid and unmodified
+        // for `'a` per the safety requirements.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// The caller's value, copied into every event delivered for the kevent.
+    pub fn user_data(&self) -> u64 {
+        self.0.user_data
+    }
+
+    /// With the type, the kevent's name in its queue: for most sources, the file descriptor
+    /// that names the object to watch.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The events the kevent asks for.
+    pub fn event(&self) -> u32 {
+        self.0.event
+    }
+
+    /// The kevent's `KEVENT_REQ_*` flags.
+    pub fn req_flags(&self) -> u32 {
+        self.0.req_flags
+    }
+}
+
+/// The kevents registered on one object: a `struct kevent_storage`.
+///
+/// An object that kevents can be registered on embeds one. It is one pointer, `NULL` until the
+/// first kevent is registered on the object; the kevent core then installs its list of kevents
+/// there. The object reports activity with [`Storage::ready`] and its death with
+/// [`Storage::fini`], which also runs when the storage is dropped.
+///
+/// # Invariants
+///
+/// `self.0` is a valid `struct kevent_storage`, whose pointer is only accessed by the kevent
+/// core's functions.
+#[repr(transparent)]
+pub struct Storage(Opaque<bindings::kevent_storage>);
+
+// SAFETY: The kevent core accesses the storage's pointer atomically and its list under its own
+// lock, so a storage may be used and dropped from any thread.
+unsafe impl Send for Storage {}
+
+// SAFETY: `ready` may run on several threads at once; `fini`, which may not run concurrently with
+// `ready`, takes `&mut self`.
+unsafe impl Sync for Storage {}
+
+impl Storage {
+    /// A storage with no kevent registered on it (`kevent_storage_init()`).
+    pub const fn new() -> Self {
+        // INVARIANT: A `NULL` pointer is an empty storage.
+        Self(Opaque::new(bindings::kevent_storage {
+            list: core::ptr::null_mut(),
+        }))
+    }
+
+    /// Creates a reference to the [`Storage`] a C object embeds.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a valid `struct kevent_storage` for the duration of `'a`, whose object
+    /// does not call `kevent_storage_fini()` on it (does not die) during `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::kevent_storage) -> &'a Self {
+        // SAFETY: `Storage` is a transparent wrapper of `struct kevent_storage`, valid for `'a`
+        // per the safety requirements.
+        //
+        // INVARIANT: Only the kevent core's functions access the pointer while the object is
+        // alive.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// Returns a raw pointer to the `struct kevent_storage`.
+    pub fn as_raw(&self) -> *mut bindings::kevent_storage {
+        self.0.get()
+    }
+
+    /// The object saw activity: reports `events` to every kevent registered on it that asked
+    /// for one of them, with the result `data` (an inode number, ...; it replaces the result of
+    /// an earlier notification not delivered yet).
+    ///
+    /// Any context, hard interrupts included; never sleeps. If a registration can race with the
+    /// change of state reported here, order the change before this call with a full barrier:
+    /// a registration installs its kevent with a full barrier, then re-checks the state.
+    pub fn ready(&self, events: u32, data: i64) {
+        // SAFETY: By the type invariants the storage is valid; `fini` takes `&mut self` (or, for
+        // a C object's storage, runs only once the object is dead, see `from_raw`), so it cannot
+        // run concurrently.
+        unsafe { bindings::__kevent_storage_ready(self.as_raw(), events, data) }
+    }
+
+    /// The object is going away: every kevent still registered on it is reported once as broken
+    /// with `err`, then removed from its queue. The storage is empty afterwards.
+    ///
+    /// Any context; never sleeps.
+    pub fn fini(&mut self, err: Error) {
+        // SAFETY: By the type invariants the storage is valid, and `&mut self` guarantees that no
+        // `ready` and no registration (which borrows the storage through `Source::storage`) runs
+        // on it.
+        unsafe { bindings::__kevent_storage_fini(self.as_raw(), err.to_errno()) }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // A no-op unless a kevent was ever registered and `fini` was not called.
+        self.fini(ENODEV);
+    }
+}
+
+/// An event source outside the kevent core: one `KEVENT_TYPE_*`.
+///
+/// Implemented by a type that is never instantiated; its table, built by [`register`], is a
+/// `struct kevent_source_ops` (see `<linux/kevent.h>`).
+#[vtable]
+pub trait Source {
+    /// The `KEVENT_TYPE_*` this source serves (not zero).
+    const TYPE: u32;
+
+    /// The event bits it accepts in `ukevent.event` (not zero).
+    const EVENTS: u32;
+
+    /// `ukevent.id` is a file descriptor, and the registration follows it as a poll kevent's
+    /// does: closing the descriptor removes the kevent. The core looks the descriptor up before
+    /// [`Source::get`] (`EBADF`; `O_PATH` descriptors are refused).
+    const FOLLOWS_FD: bool = false;
+
+    /// The kevent does not keep the object alive: the [`Source::Ptr`] is dropped as soon as the
+    /// kevent is on the object's storage, and the object's death reaches the kevent through
+    /// [`Storage::fini`]. A weak source has no [`Source::recheck`] and does not follow the
+    /// descriptor.
+    const WEAK: bool = false;
+
+    /// The objects of this source (a socket, an inode...).
+    type Object: Send + Sync;
+
+    /// A reference to an object that keeps it, and so its [`Storage`], alive, such as an
+    /// [`ARef`] or a [`KBox`]. Dropping it may sleep.
+    ///
+    /// [`ARef`]: crate::sync::aref::ARef
+    type Ptr: for<'a> ForeignOwnable<Borrowed<'a> = &'a Self::Object> + Send + Sync;
+
+    /// Looks up the object `uk` names. Process context, may sleep.
+    ///
+    /// An error is reported in the entry's `ret_data`.
+    fn get(uk: &Ukevent) -> Result<Self::Ptr>;
+
+    /// The storage of `obj`.
+    fn storage(obj: &Self::Object) -> &Storage;
+
+    /// The level state of `obj`: the events of `events` that are ready now, and in `data` (0 on
+    /// entry) the result to report with them.
+    ///
+    /// Called when a kevent is registered and at each of its deliveries, in every mode; process
+    /// context, may sleep. A source without it has no level state: its events are reported as
+    /// they fired.
+    fn recheck(_obj: &Self::Object, _events: u32, _data: &mut i64) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// Registers the source `T` with the kevent core.
+///
+/// Registrations are permanent, so only built-in code may register (from the `init` of a
+/// built-in `module!`, which runs as an initcall); a loadable module gets `EINVAL`. The core
+/// accepts registrations from any initcall, before or after its own initialisation.
+///
+/// Returns `EINVAL` for a table the core refuses, `EEXIST` if the type already has a source,
+/// `EBUSY` if no slot is free.
+pub fn register<T: Source>() -> Result {
+    if !this_module::<T::OwnerModule>().as_ptr().is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: The table is a `'static` constant, and its callbacks follow the contract of
+    // `struct kevent_source_ops` (see `SourceVTable`).
+    to_result(unsafe { bindings::kevent_register_source(SourceVTable::<T>::build()) })
+}
+
+/// The `struct kevent_source_ops` of the source `T`.
+struct SourceVTable<T: Source>(PhantomData<T>);
+
+impl<T: Source> SourceVTable<T> {
+    /// # Safety
+    ///
+    /// `uk` points to a valid `struct ukevent` for the duration of the call; `storage` and
+    /// `private` are valid for writes.
+    unsafe extern "C" fn get(
+        uk: *const bindings::ukevent,
+        storage: *mut *mut bindings::kevent_storage,
+        private: *mut *mut c_void,
+    ) -> c_int {
+        // SAFETY: The core passes a valid entry that it does not modify during the call.
+        let uk = unsafe { Ukevent::from_raw(uk) };
+        let ptr = match T::get(uk) {
+            Ok(obj) => obj.into_foreign(),
+            Err(err) => return err.to_errno(),
+        };
+        // SAFETY: `ptr` comes from `into_foreign` above and is only given back to `from_foreign`
+        // by `put`, which the core calls after it no longer uses the storage returned here.
+        let st = T::storage(unsafe { <T::Ptr as ForeignOwnable>::borrow(ptr) }).as_raw();
+        // SAFETY: The caller guarantees that the out-pointers are valid for writes.
+        unsafe {
+            *storage = st;
+            *private = ptr;
+        }
+        0
+    }
+
+    /// # Safety
+    ///
+    /// `private` is a reference returned by `get` and not yet put.
+    unsafe extern "C" fn put(private: *mut c_void) {
+        // SAFETY: `private` comes from `into_foreign` in `get`, and the core puts it only once.
+        drop(unsafe { <T::Ptr as ForeignOwnable>::from_foreign(private) });
+    }
+
+    /// # Safety
+    ///
+    /// `private` is a reference returned by `get` and not yet put, and `data` is valid for reads
+    /// and writes, for the duration of the call.
+    unsafe extern "C" fn recheck(private: *mut c_void, events: u32, data: *mut i64) -> u32 {
+        // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
+        // call.
+        let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
+        // SAFETY: The caller guarantees that `data` is valid for the duration of the call.
+        let data = unsafe { &mut *data };
+        T::recheck(obj, events, data)
+    }
+
+    const OPS: bindings::kevent_source_ops = {
+        // The checks of `kevent_register_source()`, at compile time.
+        assert!(T::TYPE != 0 && T::EVENTS != 0);
+        assert!(!(T::WEAK && (T::HAS_RECHECK || T::FOLLOWS_FD)));
+        bindings::kevent_source_ops {
+            type_: T::TYPE,
+            events: T::EVENTS,
+            follows_fd: T::FOLLOWS_FD,
+            weak: T::WEAK,
+            get: Some(Self::get),
+            put: Some(Self::put),
+            recheck: if T::HAS_RECHECK {
+                Some(Self::recheck)
+            } else {
+                None
+            },
+        }
+    };
+
+    const fn build() -> &'static bindings::kevent_source_ops {
+        &Self::OPS
+    }
+}
