@@ -283,8 +283,9 @@ static inline void kevent_prep_poll(struct ukevent *uk, int fd, __u32 events,
  * @events:	%KEVENT_SOCKET_* bits
  * @user_data:	cookie returned with every event
  *
- * The socket source is not implemented yet: such an entry fails with
- * %EINVAL.
+ * Registration is by socket descriptor (TCP, UDP, UNIX stream and
+ * datagram) and follows the descriptor; %KEVENT_SOCKET_ERR reports the
+ * socket error as -errno in ret_data.
  */
 static inline void kevent_prep_socket(struct ukevent *uk, int fd,
 				      __u32 events, __u64 user_data)
@@ -299,8 +300,9 @@ static inline void kevent_prep_socket(struct ukevent *uk, int fd,
  * @events:	%KEVENT_INODE_* bits
  * @user_data:	cookie returned with every event
  *
- * The inode source is not implemented yet: such an entry fails with
- * %EINVAL.
+ * @fd may be O_PATH. The kevent does not pin the inode and outlives @fd;
+ * events report the child's inode number in ret_data, and eviction or
+ * unmount reports the kevent once as broken.
  */
 static inline void kevent_prep_inode(struct ukevent *uk, int fd,
 				     __u32 events, __u64 user_data)

@@ -383,10 +383,16 @@ fn run_one(mech: Mech, n: usize, duration: Duration, pin: EchoCpus) -> Result<Sa
 }
 
 pub fn run(env: &Env) -> String {
-    let duration = if env.quick {
-        Duration::from_millis(300)
-    } else {
-        Duration::from_secs(1)
+    // KEVENT_BENCH_ECHO_MS overrides the time per run (dev/kevent bench sets it when the guest
+    // clock counts instructions, where a virtual second is a billion of them).
+    let duration = match std::env::var("KEVENT_BENCH_ECHO_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+    {
+        Some(ms) => Duration::from_millis(ms),
+        None if env.quick => Duration::from_millis(300),
+        None => Duration::from_secs(1),
     };
     let mut out = String::new();
     let _ = writeln!(

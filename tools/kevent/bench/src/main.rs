@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! kevent-bench [--quick] [--runs N] [--only TEXT] [--echo-cpus same|split|any]
-//!              [chain] [timers] [churn] [echo] [scale]
+//!              [chain] [timers] [churn] [echo] [scale] [stream]
 //! ```
 //!
 //! Progress goes to stderr; the results, one Markdown table per case, go to
@@ -20,6 +20,7 @@ mod echo;
 mod notify;
 mod scale;
 mod stats;
+mod stream;
 mod sys;
 mod timers;
 
@@ -102,7 +103,7 @@ impl Env {
     }
 }
 
-const CASES: [&str; 5] = ["chain", "timers", "churn", "echo", "scale"];
+const CASES: [&str; 6] = ["chain", "timers", "churn", "echo", "scale", "stream"];
 
 fn usage(code: i32) -> ! {
     eprintln!(
@@ -110,8 +111,8 @@ fn usage(code: i32) -> ! {
          \x20 --quick      smaller sizes, 3 runs (unless --runs)\n\
          \x20 --runs N     runs per measurement (default 9)\n\
          \x20 --only TEXT  only mechanisms whose name contains TEXT (_ = space)\n\
-         \x20 --echo-cpus  echo client and server on CPU 0 (same, default), on\n\
-         \x20              CPUs 0 and 1 (split), or unbound (any)\n\
+         \x20 --echo-cpus  echo client and server (stream: sender and receiver) on\n\
+         \x20              CPU 0 (same, default), on CPUs 0 and 1 (split), or unbound (any)\n\
          \x20 cases        any of the names above; default all",
         CASES.join("|")
     );
@@ -272,6 +273,7 @@ fn main() {
             "churn" => churn::run(&env),
             "echo" => echo::run(&env),
             "scale" => scale::run(&env),
+            "stream" => stream::run(&env),
             _ => unreachable!(),
         }));
         match r {

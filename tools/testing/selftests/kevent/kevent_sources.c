@@ -105,9 +105,15 @@ static int wait_for(int kfd, __u32 type, __u64 id, __u32 want, int ms,
 		    struct ukevent *out)
 {
 	struct ukevent ev[16];
-	int i, n, left;
+	struct timespec t0, t;
+	int i, n;
 
-	for (left = ms; left > 0; left -= 10) {
+	/* By time, not iterations: a ready level-triggered kevent ends waits at once. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+			break;
 		n = wait_ev(kfd, ev, 16, 10);
 		for (i = 0; i < n; i++) {
 			if (ev[i].type != type || ev[i].id != id)
@@ -865,7 +871,9 @@ TEST(mixed_batch)
 {
 	struct ukevent uk[4], ev[8];
 	char dir[64], p[128];
-	int kfd = kevent_init(0), pp[2], sv[2], d, i, n, left, seen = 0;
+	int kfd = kevent_init(0), pp[2], sv[2], d, i, n, seen = 0;
+	struct timespec t0, t1;
+	long left;
 
 	ASSERT_LE(0, kfd);
 	ASSERT_EQ(0, pipe(pp));
@@ -891,7 +899,17 @@ TEST(mixed_batch)
 	ASSERT_EQ(1, send(sv[0], "y", 1, 0));
 	snprintf(p, sizeof(p), "%s/new", dir);
 	close(open(p, O_CREAT | O_WRONLY, 0600));
-	for (left = 2000; left > 0 && seen != 0xf; left -= 10) {
+	/*
+	 * The level-triggered pipe kevent stays ready (its byte is never read),
+	 * so waits return at once: bound the loop by time, not by iterations,
+	 * or it ends before the 20 ms timer fires.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (seen == 0xf || left >= 2000)
+			break;
 		n = wait_ev(kfd, ev, 8, 10);
 		for (i = 0; i < n; i++) {
 			EXPECT_EQ(KEVENT_RET_DONE, ev[i].ret_flags);

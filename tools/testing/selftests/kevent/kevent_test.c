@@ -409,18 +409,26 @@ TEST(timer_periodic_counts)
 TEST(timer_tiny_period_counts_at_delivery)
 {
 	struct ukevent ev[1];
-	long long t0 = now_ns(), dt;
+	long long t0 = now_ns(), t1, t2, t3;
 	int kfd = kevent_init(0);
 
 	ASSERT_LE(0, kfd);
 	/* 1 us period: counted at delivery, not an interrupt per period. */
 	ASSERT_EQ(0, add1(kfd, timer_ev(1, 1000, 1000, 0)));
+	t1 = now_ns();
 	usleep(100000);
+	t2 = now_ns();
 	ASSERT_EQ(1, poll_now(kfd, ev, 1));
-	dt = now_ns() - t0;
-	TH_LOG("%lld expirations in %lld us", (long long)ev[0].ret_data, dt / 1000);
-	EXPECT_LE(dt / 1000 - 20000, ev[0].ret_data);
-	EXPECT_GE(dt / 1000 + 1, ev[0].ret_data);
+	t3 = now_ns();
+	TH_LOG("%lld expirations in %lld us", (long long)ev[0].ret_data, (t3 - t0) / 1000);
+	/*
+	 * Counted when delivered, between t2 and t3: every period from the
+	 * first expiry (1 us after the add, which ended at t1) to t2 has passed,
+	 * and none after t3. Bounds on measured times only, so that a loaded
+	 * host that stalls the guest cannot fail the test.
+	 */
+	EXPECT_LE((t2 - t1) / 1000 - 1, ev[0].ret_data);
+	EXPECT_GE((t3 - t0) / 1000 + 1, ev[0].ret_data);
 	/* Re-armed: it fires again. */
 	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
 	EXPECT_LE(1, ev[0].ret_data);
