@@ -59,32 +59,6 @@ static struct ukevent inode_ev(int fd, __u32 events, __u32 flags)
 	return uk;
 }
 
-static int add1(int kfd, struct ukevent uk)
-{
-	int ret = sys_kevent_ctl(kfd, KEVENT_CTL_ADD, 1, &uk);
-
-	if (ret == 0)
-		errno = -uk.ret_data;
-	return ret == 1 ? 0 : -1;
-}
-
-static int ctl1(int kfd, unsigned int cmd, struct ukevent uk)
-{
-	int ret = sys_kevent_ctl(kfd, cmd, 1, &uk);
-
-	if (ret == 0)
-		errno = -uk.ret_data;
-	return ret == 1 ? 0 : -1;
-}
-
-/* Events ready now, without waiting. */
-static int poll_now(int kfd, struct ukevent *buf, unsigned int max)
-{
-	struct __kernel_timespec zero = { 0, 0 };
-
-	return sys_kevent_get_events(kfd, 0, max, &zero, buf, 0);
-}
-
 /* Waits up to @ms for at least one event. */
 static int wait_ev(int kfd, struct ukevent *buf, unsigned int max, int ms)
 {

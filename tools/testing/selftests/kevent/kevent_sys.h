@@ -8,6 +8,7 @@
 #ifndef KEVENT_SELFTEST_SYS_H
 #define KEVENT_SELFTEST_SYS_H
 
+#include <errno.h>
 #include "../../../lib/kevent/libkevent.h"
 
 static inline int sys_kevent_ctl(int fd, unsigned int cmd, unsigned int num,
@@ -26,6 +27,29 @@ static inline int sys_kevent_get_events(int fd, unsigned int min_nr, unsigned in
 static inline int kevent_init(unsigned int flags)
 {
 	return kevent_queue(flags);
+}
+
+/* One-entry kevent_ctl(): 0, or -1 with errno set to the entry's error. */
+static inline int ctl1(int kfd, unsigned int cmd, struct ukevent uk)
+{
+	int ret = sys_kevent_ctl(kfd, cmd, 1, &uk);
+
+	if (ret == 0)
+		errno = -uk.ret_data;
+	return ret == 1 ? 0 : -1;
+}
+
+static inline int add1(int kfd, struct ukevent uk)
+{
+	return ctl1(kfd, KEVENT_CTL_ADD, uk);
+}
+
+/* Events ready now, without waiting. */
+static inline int poll_now(int kfd, struct ukevent *buf, unsigned int max)
+{
+	struct __kernel_timespec zero = { 0, 0 };
+
+	return sys_kevent_get_events(kfd, 0, max, &zero, buf, 0);
 }
 
 #endif /* KEVENT_SELFTEST_SYS_H */
