@@ -84,7 +84,7 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	of the descriptor a kevent follows do not drop the kevent silently,
  *	but detach it (@put runs) and, unless a notification of the object is
  *	already pending for it, report it once as broken with -@cancel_errno
- *	(a cancelled request); the kevent is removed once that event, or the
+ *	and its requested events (a cancelled request); the kevent is removed once that event, or the
  *	pending one, is delivered. A notification that reached the kevent
  *	before the detach wins. Releasing the queue drops such kevents
  *	without a report.

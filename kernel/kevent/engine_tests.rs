@@ -289,7 +289,7 @@ mod tests {
     fn broken_source_reported_once() {
         let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
-        obj.storage.fini(EPIPE.to_errno().into());
+        obj.storage.fini(0, EPIPE.to_errno().into());
         let got = poll(&q, 8).got;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0.ret_flags, KEVENT_RET_BROKEN);

@@ -198,19 +198,20 @@ impl Kevent {
     }
 
     /// Reports that the source is gone or failed with `errno` (negative): the kevent is
-    /// delivered once with `KEVENT_RET_BROKEN`.
-    pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, errno: i64) {
+    /// delivered once with `KEVENT_RET_BROKEN`, and with `events` (those of its request) added
+    /// to what fired: the events that failed, if the source says (a failed request's operation).
+    pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, events: u32, errno: i64) {
         let wake = {
             let mut ready = this.queue.ready.lock();
-            Self::mark(this, &mut ready, 0, Data::Add(0), Some(errno))
+            Self::mark(this, &mut ready, events, Data::Add(0), Some(errno))
         };
         this.queue.wake(wake);
     }
 
-    /// Reports the kevent as broken with `errno` (negative) unless a notification or a broken
-    /// report is pending for it (then that one is kept): the kevent was cancelled. Called once
-    /// the kevent is detached from its source, so that no notification can follow; one that came
-    /// before wins.
+    /// Reports the kevent as broken with `errno` (negative), with the events of its request,
+    /// unless a notification or a broken report is pending for it (then that one is kept): the
+    /// kevent was cancelled. Called once the kevent is detached from its source, so that no
+    /// notification can follow; one that came before wins.
     pub(crate) fn notify_cancelled(this: ArcBorrow<'_, Kevent>, errno: i64) {
         let wake = {
             let mut ready = this.queue.ready.lock();
@@ -218,7 +219,8 @@ impl Kevent {
             if st.fired != 0 || st.broken.is_some() {
                 Wake::None
             } else {
-                Self::mark(this, &mut ready, 0, Data::Add(0), Some(errno))
+                let events = st.req.event;
+                Self::mark(this, &mut ready, events, Data::Add(0), Some(errno))
             }
         };
         this.queue.wake(wake);

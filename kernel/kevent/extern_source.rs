@@ -182,7 +182,25 @@ pub unsafe extern "C" fn __kevent_storage_ready(
 #[export]
 pub unsafe extern "C" fn __kevent_storage_fini(st: *mut bindings::kevent_storage, err: c_int) {
     // SAFETY: Per the safety requirements.
-    unsafe { storage::slot_fini(st, err.into()) }
+    unsafe { storage::slot_fini(st, 0, err.into()) }
+}
+
+/// `kevent_storage_fail()`: the object that embeds `st` failed at `events`: its kevents are
+/// reported broken with `err` (a negative errno) and those events (of their requests), and taken
+/// off the storage.
+///
+/// # Safety
+///
+/// `st` is a valid `struct kevent_storage` on which no `ready`, `fail`, `fini` or registration
+/// runs concurrently.
+#[export]
+pub unsafe extern "C" fn __kevent_storage_fail(
+    st: *mut bindings::kevent_storage,
+    events: u32,
+    err: c_int,
+) {
+    // SAFETY: Per the safety requirements.
+    unsafe { storage::slot_fini(st, events, err.into()) }
 }
 
 /// A reference to a source object, from its source's `get`; dropping it calls `put`.

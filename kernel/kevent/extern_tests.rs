@@ -494,7 +494,8 @@ mod tests {
         assert_eq!(got[0].0.user_data, 1);
         assert_eq!(got[0].0.ret_flags, KEVENT_RET_BROKEN);
         assert_eq!(got[0].0.ret_data, ecanceled());
-        assert_eq!(got[0].0.event, 0);
+        // With the events of its request.
+        assert_eq!(got[0].0.event, IN);
         // Reported once; the new kevent is untouched.
         assert_eq!(poll(&q, 8).got.len(), 0);
         obj.fire(OUT, 2);
@@ -525,6 +526,38 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0.ret_data, EPIPE.to_errno().into());
         assert_eq!(obj.refs(), 0);
+    }
+
+    #[test]
+    fn fail_reports_the_events_and_reinstalls() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        // The object fails at IN and OUT: the kevent reports the bits it asked for.
+        // SAFETY: The storage is valid; nothing else runs on it in this test.
+        unsafe {
+            extern_source::__kevent_storage_fail(obj.storage.get(), IN | OUT, EPIPE.to_errno())
+        };
+        assert!(!obj.installed());
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].0.ret_flags, got[0].0.event),
+            (KEVENT_RET_BROKEN, IN)
+        );
+        assert_eq!(got[0].0.ret_data, EPIPE.to_errno().into());
+        assert_eq!(obj.refs(), 0);
+        // The object lives on: a new registration installs a new list.
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 2, OUT))
+            .unwrap();
+        assert!(obj.installed());
+        obj.fire(OUT, 5);
+        let got = poll(&q, 8).got;
+        assert_eq!(
+            (got.len(), got[0].0.user_data, got[0].0.ret_data),
+            (1, 2, 5)
+        );
     }
 
     #[test]

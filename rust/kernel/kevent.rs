@@ -201,9 +201,11 @@ impl Storage {
         unsafe { bindings::__kevent_storage_fini(self.as_raw(), err.to_errno()) }
     }
 
-    /// The object failed: like [`Storage::fini`], for an object that is still shared (an
-    /// `Arc`'s contents): every kevent registered on it is reported once as broken with `err`,
-    /// then removed from its queue, and the storage is empty afterwards.
+    /// The object failed at `events` (a request's operation; or 0): like [`Storage::fini`], for
+    /// an object that is still shared (an `Arc`'s contents): every kevent registered on it is
+    /// reported once as broken with `err` and with the bits of `events` it requested, then
+    /// removed from its queue, and the storage is empty afterwards
+    /// (`kevent_storage_fail()`).
     ///
     /// Any context; never sleeps. After it, [`Storage::ready`] reports nothing (no kevent is
     /// registered), and a new registration would start a new list.
@@ -215,10 +217,10 @@ impl Storage {
     /// object's reference to the list is dropped here; one of them would use it.) A source
     /// guarantees it by reporting each object's outcome once, from one place, after
     /// [`Source::armed`].
-    pub unsafe fn fail(&self, err: Error) {
+    pub unsafe fn fail(&self, events: u32, err: Error) {
         // SAFETY: By the type invariants the storage is valid; the caller guarantees that no
         // `ready`, `fail` or registration runs concurrently, and `fini` needs `&mut self`.
-        unsafe { bindings::__kevent_storage_fini(self.as_raw(), err.to_errno()) }
+        unsafe { bindings::__kevent_storage_fail(self.as_raw(), events, err.to_errno()) }
     }
 }
 
@@ -278,8 +280,8 @@ pub trait Source {
     /// 0, or a positive errno (below `MAX_ERRNO`): `KEVENT_CTL_REMOVE` of a kevent, and the close
     /// of the descriptor it follows, detach it (the [`Source::Ptr`] is dropped) and, unless a
     /// notification of the object is already pending for it, report it once as broken with
-    /// `-CANCEL_ERRNO`; the kevent is removed once that event, or the pending one, is delivered.
-    /// With 0 they remove it silently.
+    /// `-CANCEL_ERRNO` and its requested events; the kevent is removed once that event, or the
+    /// pending one, is delivered. With 0 they remove it silently.
     const CANCEL_ERRNO: i32 = 0;
 
     /// The objects of this source (a socket, an inode...).
