@@ -285,7 +285,7 @@ impl Submission {
             GFP_KERNEL_ACCOUNT,
         );
         match req {
-            Ok(req) => Ok(KBox::write(slot, Submission(req))),
+            Ok(req) => Ok(slot.write(Submission(req))),
             Err(e) => {
                 sock.release(1);
                 Err(e)
@@ -1014,7 +1014,7 @@ impl AioSock {
     fn pass(&self, io: &mut SockIo, dir: Dir, finished: &mut usize) -> bool {
         let mut budget = BUDGET;
         loop {
-            let Some(head) = io.list(dir).iter().next().map(Arc::from) else {
+            let Some(head) = io.list(dir).iter().next().map(Arc::<AioRequest>::from) else {
                 return false;
             };
             match head.transfer(self, io, &mut budget) {
@@ -1058,6 +1058,6 @@ impl PollWake for AioSock {
     fn wake(this: ArcBorrow<'_, Self>, _events: u32) {
         // Already queued: that run will see what woke us. The reference we made goes back (the
         // watch holds another, so this is not the last).
-        let _ = workqueue::system().enqueue(Arc::from(this));
+        let _ = workqueue::system().enqueue(Arc::<AioSock>::from(this));
     }
 }
