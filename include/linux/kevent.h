@@ -87,7 +87,7 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	and its requested events (a cancelled request); the kevent is removed once that event, or the
  *	pending one, is delivered. A notification that reached the kevent
  *	before the detach wins. Releasing the queue drops such kevents
- *	without a report.
+ *	without a report. Only for a @oneshot source.
  * @get: look up the object @uk names (process context, may sleep). On
  *	success, store its storage in *@storage and an opaque reference in
  *	*@priv that keeps the object (and so the storage) alive until
@@ -132,7 +132,8 @@ struct kevent_source_ops {
 /*
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
  * bad table: no @get or @put, a zero @type or @events, a @weak source with
- * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO), -EEXIST (the type already has a source) or -EBUSY (no free
+ * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
+ * @oneshot), -EEXIST (the type already has a source) or -EBUSY (no free
  * slot). Registrations are not serialised against each other: make them
  * from initcalls, of any level (the core needs no initialisation for
  * them). Rust sources use kernel::kevent (rust/kernel/kevent.rs).

@@ -147,7 +147,8 @@ impl Kevent {
             try_pin_init!(Kevent {
                 key,
                 oneshot: src.oneshot(),
-                cancel_errno: src.cancel_errno(),
+                // Cancellation is for requests: a cancelled kevent must leave at its delivery.
+                cancel_errno: if src.oneshot() { src.cancel_errno() } else { 0 },
                 queue: queue.clone(),
                 ready_links <- ListLinks::new(),
                 ready_track <- AtomicTracker::new(),

@@ -76,6 +76,8 @@ impl ExternSource {
             && o.put.is_some()
             && !(o.weak && (o.recheck.is_some() || o.follows_fd))
             && (0..=bindings::MAX_ERRNO as c_int).contains(&o.cancel_errno)
+            // A cancelled kevent is delivered once, then removed: a request.
+            && (o.cancel_errno == 0 || o.oneshot)
     }
 
     /// Calls `get`: the object's storage and a reference that keeps the object alive.

@@ -583,7 +583,12 @@ mod tests {
     fn bad_cancel_errno_refused() {
         static NEGATIVE: bindings::kevent_source_ops = req_ops(-1);
         static TOO_BIG: bindings::kevent_source_ops = req_ops(bindings::MAX_ERRNO as c_int + 1);
-        for ops in [&NEGATIVE, &TOO_BIG] {
+        static NOT_ONESHOT: bindings::kevent_source_ops = {
+            let mut ops = req_ops(bindings::ECANCELED as c_int);
+            ops.oneshot = false;
+            ops
+        };
+        for ops in [&NEGATIVE, &TOO_BIG, &NOT_ONESHOT] {
             // SAFETY: A static table; it is refused before anything else.
             let ret = unsafe { extern_source::kevent_register_source(ops) };
             assert_eq!(ret, EINVAL.to_errno());

@@ -44,7 +44,8 @@ pub(crate) trait Source: Sync {
     /// 0, or a positive errno: `KEVENT_CTL_REMOVE` and the close of the descriptor a kevent follows
     /// do not drop the kevent silently, but detach it from its source and, unless a notification is
     /// already pending for it, report it once as broken with `-errno` and its requested events (a
-    /// cancelled request). Either way it is removed once that event is delivered.
+    /// cancelled request). Either way it is removed once that event is delivered. Only for a
+    /// [`Source::oneshot`] source (the core ignores it otherwise).
     fn cancel_errno(&self) -> i32 {
         0
     }

@@ -281,7 +281,8 @@ pub trait Source {
     /// of the descriptor it follows, detach it (the [`Source::Ptr`] is dropped) and, unless a
     /// notification of the object is already pending for it, report it once as broken with
     /// `-CANCEL_ERRNO` and its requested events; the kevent is removed once that event, or the
-    /// pending one, is delivered. With 0 they remove it silently.
+    /// pending one, is delivered. With 0 they remove it silently. Only for a [`Source::ONESHOT`]
+    /// source.
     const CANCEL_ERRNO: i32 = 0;
 
     /// The objects of this source (a socket, an inode...).
@@ -404,6 +405,7 @@ impl<T: Source> SourceVTable<T> {
         assert!(T::TYPE != 0 && T::EVENTS != 0);
         assert!(!(T::WEAK && (T::HAS_RECHECK || T::FOLLOWS_FD)));
         assert!(T::CANCEL_ERRNO >= 0 && T::CANCEL_ERRNO <= bindings::MAX_ERRNO as i32);
+        assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
         bindings::kevent_source_ops {
             type_: T::TYPE,
             events: T::EVENTS,
