@@ -74,10 +74,12 @@
 //!   requests ([`ReqIo`], `LockedBy` it). The work holds it for a whole pass, across the socket
 //!   calls; so does a request's `put`, which therefore waits for a pass that uses the request.
 //!
-//! Order: a kevent queue's locks (index, then the core's per-kevent mutex, taken around `get`,
-//! `armed` and `put`) -> [`SOCKS`] -> `AioSock::io` -> the socket's lock (in the socket calls) and
-//! the kevent storage lock (reports) -> the kevent queue's ready lock. The wake function takes
-//! none of them: it only queues the work, so a watch can be dropped under `io`.
+//! Order: a kevent queue's locks (its index mutex, held around `get`, `armed` and `put`, and
+//! around `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` -> the socket's
+//! lock (in the socket calls), page locks (unpinning) and the kevent storage lock (reports) ->
+//! the kevent queue's ready lock. `SOCKS` and `io` are never held by the work while it takes
+//! the other, nor by `put`. The wake function takes none of them: it only queues the work, so
+//! a watch can be dropped under `io`.
 //!
 //! # Lifetimes
 //!
