@@ -24,7 +24,7 @@
 use crate::{
     abi::*,
     event::{Kevent, Key, Request, Wake, READY},
-    limit::Charge,
+    limit::UserRef,
     source::Source,
 };
 use kernel::{
@@ -123,6 +123,8 @@ pub(crate) struct Queue {
     /// Waiters in `kevent_get_events()` (exclusive) and pollers of the queue file.
     #[pin]
     wait: PollCondVar,
+    /// The counter its kevents are charged to: the creator's user.
+    user: UserRef,
 }
 
 /// The file operations of kevent queue files.
@@ -133,6 +135,7 @@ impl Queue {
     pub(crate) fn new() -> Result<Arc<Queue>> {
         let scratch = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
         let staging = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
+        let user = UserRef::current()?;
         Arc::pin_init(
             pin_init!(Queue {
                 index <- new_mutex!(
@@ -148,6 +151,7 @@ impl Queue {
                     "kevent_ready"
                 ),
                 wait <- kernel::new_poll_condvar!("kevent_wait"),
+                user,
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -213,7 +217,7 @@ impl Queue {
             return Err(EEXIST);
         }
         let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let kevent = Kevent::new(&this, key, req, Charge::new()?)?;
+        let kevent = Kevent::new(&this, key, req, self.user.charge()?)?;
         match src.attach(&kevent, uk) {
             Ok(attached) => {
                 *kevent.attached.access_mut(&mut index) = Some(attached);
