@@ -36,7 +36,7 @@ use kernel::{
     },
     list::{List, ListArc},
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{self, RBTree, RBTreeNodeReservation},
     seq_file::SeqFile,
     seq_print,
     sync::{
@@ -212,25 +212,26 @@ impl Queue {
         let key = Key::of(uk);
         let req = Request::of(uk);
         let this: Arc<Queue> = self.into();
-        let mut index = self.index.lock();
-        if index.tree.get(&key).is_some() {
-            return Err(EEXIST);
-        }
         let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let mut index = self.index.lock();
+        // One walk of the tree: the vacant entry is where the kevent goes.
+        let rbtree::Entry::Vacant(slot) = index.tree.entry(key) else {
+            return Err(EEXIST);
+        };
         let kevent = Kevent::new(&this, key, req, self.user.charge()?)?;
-        match src.attach(&kevent, uk) {
-            Ok(attached) => {
-                *kevent.attached.access_mut(&mut index) = Some(attached);
-                index.tree.insert(node.into_node(key, kevent));
-                Ok(())
-            }
+        let attached = match src.attach(&kevent, uk) {
+            Ok(attached) => attached,
             Err(e) => {
+                drop(slot);
                 // The source did not keep it; make sure it is on no list of ours either.
                 kevent.uncharge(&mut index);
                 self.unlink(&kevent);
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        slot.insert(kevent.clone(), node);
+        *kevent.attached.access_mut(&mut index) = Some(attached);
+        Ok(())
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent.
@@ -318,11 +319,13 @@ impl Queue {
     /// Removes every kevent: the queue file is being released.
     pub(crate) fn release_all(&self) {
         let mut index = self.index.lock();
-        while let Some(cursor) = index.tree.cursor_front_mut() {
-            let (_, node) = cursor.remove_current();
-            let (_, kevent) = node.to_key_value();
-            self.detach(&mut index, &kevent);
+        // Take the whole tree: one walk, not a search for the first node per kevent.
+        let tree = core::mem::replace(&mut index.tree, RBTree::new());
+        for (_, kevent) in tree.iter() {
+            self.detach(&mut index, kevent);
         }
+        drop(index);
+        drop(tree);
     }
 
     /// Waits until at least `min_nr` kevents are ready, `deadline` passes or a signal arrives,
