@@ -139,6 +139,31 @@ struct kevent_source_ops {
  * them). Rust sources use kernel::kevent (rust/kernel/kevent.rs).
  */
 int kevent_register_source(const struct kevent_source_ops *ops);
+
+/* Implemented in Rust (kernel/kevent/extern_source.rs). */
+void __kevent_storage_fail(struct kevent_storage *st, u32 events, int err);
+
+/**
+ * kevent_storage_fail - the object failed, and lives on
+ * @st: its storage
+ * @events: the KEVENT_* event bits that failed (a request's operation), or 0
+ * @err: a negative errno
+ *
+ * Like kevent_storage_fini(), for an object that reports its own failure
+ * while others may still hold it: every kevent registered is reported once
+ * as broken with @err and with the bits of @events it requested, then
+ * removed from its queue. Must not run concurrently with
+ * kevent_storage_ready(), another kevent_storage_fail() or a registration
+ * on the same object; after it, kevent_storage_ready() reports nothing.
+ * Here rather than in <linux/kevent_storage.h>: only sources call it, not
+ * the hooks in hot paths.
+ */
+static inline void kevent_storage_fail(struct kevent_storage *st, u32 events,
+				       int err)
+{
+	if (kevent_storage_active(st))
+		__kevent_storage_fail(st, events, err);
+}
 #else
 static inline void kevent_flush(struct file *file, void *owner)
 {

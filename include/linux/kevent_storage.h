@@ -32,7 +32,6 @@ struct kevent_storage {
 /* Implemented in Rust (kernel/kevent/extern_source.rs). */
 void __kevent_storage_ready(struct kevent_storage *st, u32 events, s64 data);
 void __kevent_storage_fini(struct kevent_storage *st, int err);
-void __kevent_storage_fail(struct kevent_storage *st, u32 events, int err);
 
 /* Whether any kevent was ever registered on the object. */
 static inline bool kevent_storage_active(const struct kevent_storage *st)
@@ -86,26 +85,6 @@ static inline void kevent_storage_fini(struct kevent_storage *st, int err)
 	if (kevent_storage_active(st))
 		__kevent_storage_fini(st, err);
 }
-
-/**
- * kevent_storage_fail - the object failed, and lives on
- * @st: its storage
- * @events: the KEVENT_* event bits that failed (a request's operation), or 0
- * @err: a negative errno
- *
- * Like kevent_storage_fini(), for an object that reports its own failure
- * while others may still hold it: every kevent registered is reported once
- * as broken with @err and with the bits of @events it requested, then
- * removed from its queue. Must not run concurrently with
- * kevent_storage_ready(), another kevent_storage_fail() or a registration
- * on the same object; after it, kevent_storage_ready() reports nothing.
- */
-static inline void kevent_storage_fail(struct kevent_storage *st, u32 events,
-				       int err)
-{
-	if (kevent_storage_active(st))
-		__kevent_storage_fail(st, events, err);
-}
 #else
 static inline bool kevent_storage_active(const struct kevent_storage *st)
 {
@@ -122,11 +101,6 @@ static inline void kevent_storage_ready(struct kevent_storage *st, u32 events,
 }
 
 static inline void kevent_storage_fini(struct kevent_storage *st, int err)
-{
-}
-
-static inline void kevent_storage_fail(struct kevent_storage *st, u32 events,
-				       int err)
 {
 }
 #endif

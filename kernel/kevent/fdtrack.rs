@@ -25,9 +25,14 @@ struct Entry {
     kevent: Arc<Kevent>,
 }
 
+/// Names a registration: the file, then the kevent (both as addresses). A file's registrations
+/// are adjacent in the tree, so one node per registration is all it takes (no per-file vector
+/// to allocate, grow and search), and removing one is a lookup.
+type TrackKey = (usize, usize);
+
 kernel::sync::global_lock! {
     // SAFETY: Initialised in the module initialiser, before any kevent system call can run.
-    unsafe(uninit) static WATCHES: Mutex<Option<RBTree<usize, KVec<Entry>>>> = None;
+    unsafe(uninit) static WATCHES: Mutex<Option<RBTree<TrackKey, Entry>>> = None;
 }
 
 /// Initialises the registry. Called once, from the module initialiser.
@@ -38,8 +43,7 @@ pub(crate) fn init() {
 
 /// Keeps a kevent's registration by `fd` known to the close path until dropped.
 pub(crate) struct FdTrack {
-    file: usize,
-    kevent: Arc<Kevent>,
+    key: TrackKey,
 }
 
 impl FdTrack {
@@ -48,51 +52,30 @@ impl FdTrack {
     pub(crate) fn new(kevent: &Arc<Kevent>, file: &File, fd: u32) -> Result<FdTrack> {
         // SAFETY: No preconditions.
         let owner = unsafe { bindings::kevent_current_files() } as usize;
-        let key = file.as_ptr() as usize;
+        let key = (file.as_ptr() as usize, &**kevent as *const Kevent as usize);
         let entry = Entry {
             owner,
             fd,
             kevent: kevent.clone(),
         };
+        let node = kernel::rbtree::RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
         let mut guard = WATCHES.lock();
         let tree = guard.get_or_insert_with(RBTree::new);
-        match tree.get_mut(&key) {
-            Some(list) => list.push(entry, GFP_KERNEL_ACCOUNT)?,
-            None => {
-                let mut list = KVec::new();
-                list.push(entry, GFP_KERNEL_ACCOUNT)?;
-                tree.try_create_and_insert(key, list, GFP_KERNEL_ACCOUNT)?;
-            }
-        }
+        // A kevent is registered by one descriptor at a time (re-arming drops the old
+        // `FdTrack` first), so the key is new.
+        tree.insert(node.into_node(key, entry));
         drop(guard);
         // SAFETY: No preconditions; paired with the `kevent_fd_track_put` in `drop`.
         unsafe { bindings::kevent_fd_track_get() };
-        Ok(FdTrack {
-            file: key,
-            kevent: kevent.clone(),
-        })
+        Ok(FdTrack { key })
     }
 }
 
 impl Drop for FdTrack {
     fn drop(&mut self) {
-        let mut guard = WATCHES.lock();
-        if let Some(tree) = guard.as_mut() {
-            let mut now_empty = false;
-            if let Some(list) = tree.get_mut(&self.file) {
-                if let Some(i) = list
-                    .iter()
-                    .position(|e| Arc::ptr_eq(&e.kevent, &self.kevent))
-                {
-                    let _ = list.remove(i);
-                }
-                now_empty = list.is_empty();
-            }
-            if now_empty {
-                tree.remove(&self.file);
-            }
-        }
-        drop(guard);
+        // Already gone if a flush took it.
+        let removed = WATCHES.lock().as_mut().and_then(|t| t.remove(&self.key));
+        drop(removed);
         // SAFETY: Pairs with the `kevent_fd_track_get` in `FdTrack::new`.
         unsafe { bindings::kevent_fd_track_put() };
     }
@@ -101,27 +84,45 @@ impl Drop for FdTrack {
 /// Called by `filp_flush()` when `owner` (an fd table) closes a descriptor of `file`: removes
 /// the kevents `owner` registered by a descriptor that no longer refers to `file`.
 ///
+/// One victim at a time: it is taken out of the registry under `WATCHES`, then removed from its
+/// queue with `WATCHES` released. Nothing is allocated, so no victim can be missed.
+///
 /// # Safety
 ///
 /// `file` is a valid file and `owner` the `fl_owner_t` of the flush.
 #[export]
 pub unsafe extern "C" fn kevent_file_flush(file: *mut bindings::file, owner: *mut c_void) {
-    let mut victims = KVec::<Arc<Kevent>>::new();
-    {
-        let guard = WATCHES.lock();
-        let Some(list) = guard.as_ref().and_then(|t| t.get(&(file as usize))) else {
-            return;
-        };
-        for e in list.iter().filter(|e| e.owner == owner as usize) {
-            // SAFETY: `owner` is the fd table of the flush, alive for its duration; `file` is
-            // valid.
-            let still = unsafe { bindings::kevent_fd_maps_to(owner.cast(), e.fd, file) };
-            if !still && victims.push(e.kevent.clone(), GFP_KERNEL).is_err() {
-                break;
+    let file_key = file as usize;
+    loop {
+        let victim = {
+            let mut guard = WATCHES.lock();
+            let Some(tree) = guard.as_mut() else {
+                return;
+            };
+            let mut found = None;
+            let mut cursor = tree.cursor_lower_bound_mut(&(file_key, 0));
+            while let Some(c) = cursor {
+                let (&key, e) = c.current();
+                if key.0 != file_key {
+                    break;
+                }
+                if e.owner == owner as usize
+                    // SAFETY: `owner` is the fd table of the flush, alive for its duration;
+                    // `file` is valid.
+                    && !unsafe { bindings::kevent_fd_maps_to(owner.cast(), e.fd, file) }
+                {
+                    found = Some(key);
+                    break;
+                }
+                cursor = c.move_next();
             }
+            match found {
+                Some(key) => tree.remove(&key),
+                None => return,
+            }
+        };
+        if let Some(e) = victim {
+            Queue::remove_kevent(&e.kevent);
         }
-    }
-    for kevent in victims {
-        Queue::remove_kevent(&kevent);
     }
 }

@@ -2,64 +2,141 @@
 
 //! The per-user limit on registered kevents: `/proc/sys/fs/kevent/max_user_kevents`.
 //!
-//! Each kevent is charged to the real uid of the process that registers it, like epoll's
-//! `max_user_watches`; over the limit, `KEVENT_CTL_ADD` fails with `ENOSPC`. Memory is also
-//! accounted to the registering task's memory cgroup (`GFP_KERNEL_ACCOUNT`).
+//! Each kevent is charged to the real uid of the process that created its queue, like epoll's
+//! `max_user_watches` (charged to `ep->user`); over the limit, `KEVENT_CTL_ADD` fails with
+//! `ENOSPC`. Memory is also accounted to the registering task's memory cgroup
+//! (`GFP_KERNEL_ACCOUNT`).
+//!
+//! A queue looks its user's counter up once, when it is created ([`UserRef::current`]), in a
+//! global tree under a mutex; each registration then costs one `cmpxchg` on that counter and
+//! its removal one atomic subtraction, with no lock. The tree keeps a counter while a queue of
+//! its user exists: every charge is released before its queue (a kevent holds its queue), so a
+//! counter leaves the tree at zero.
 
-use kernel::{bindings, prelude::*, rbtree::RBTree};
+use kernel::{
+    bindings,
+    prelude::*,
+    rbtree::RBTree,
+    sync::{
+        atomic::{ordering, Atomic},
+        Arc,
+    },
+};
+
+/// One user's count of registered kevents.
+struct User {
+    count: Atomic<usize>,
+}
+
+/// A user's counter and how many queues refer to it.
+struct Entry {
+    user: Arc<User>,
+    queues: usize,
+}
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised in the module initialiser, before any kevent system call can run.
-    unsafe(uninit) static USERS: Mutex<Option<RBTree<u32, usize>>> = None;
+    unsafe(uninit) static USERS: Mutex<Option<RBTree<u32, Entry>>> = None;
 }
 
-/// Initialises the accounting. Called once, from the module initialiser.
+/// Initialises the counters. Called once, from the module initialiser.
 pub(crate) fn init() {
     // SAFETY: Called exactly once, before first use.
     unsafe { USERS.init() };
 }
 
-/// One kevent charged to a user; uncharged on drop. Process context.
-pub(crate) struct Charge {
-    uid: u32,
+/// The current limit.
+fn max() -> usize {
+    // SAFETY: The sysctl is a plain `long`; a racing write gives the old or the new value.
+    let max = unsafe { core::ptr::read_volatile(&raw const bindings::kevent_max_user_kevents) };
+    usize::try_from(max).unwrap_or(0)
 }
 
-impl Charge {
-    /// Charges one kevent to the current user: `ENOSPC` over the limit.
-    pub(crate) fn new() -> Result<Charge> {
+/// A queue's reference to its user's counter.
+pub(crate) struct UserRef {
+    uid: u32,
+    user: Arc<User>,
+}
+
+impl UserRef {
+    /// The counter of the current task's real uid.
+    pub(crate) fn current() -> Result<UserRef> {
         let uid = kernel::current!().uid().into_raw().val;
-        // SAFETY: A plain load of a `long` the sysctl handler may change at any time.
-        let max = unsafe { core::ptr::read_volatile(&raw const bindings::kevent_max_user_kevents) };
-        let max = usize::try_from(max).unwrap_or(0);
         let mut guard = USERS.lock();
         let tree = guard.get_or_insert_with(RBTree::new);
-        match tree.get_mut(&uid) {
-            Some(n) if *n >= max => return Err(ENOSPC),
-            Some(n) => *n += 1,
-            None if max == 0 => return Err(ENOSPC),
-            None => {
-                tree.try_create_and_insert(uid, 1, GFP_KERNEL)?;
+        if let Some(e) = tree.get_mut(&uid) {
+            e.queues += 1;
+            return Ok(UserRef {
+                uid,
+                user: e.user.clone(),
+            });
+        }
+        let user = Arc::new(
+            User {
+                count: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        tree.try_create_and_insert(
+            uid,
+            Entry {
+                user: user.clone(),
+                queues: 1,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(UserRef { uid, user })
+    }
+
+    /// Charges one kevent: `ENOSPC` if the user is at the limit.
+    pub(crate) fn charge(&self) -> Result<Charge> {
+        let max = max();
+        let mut n = self.user.count.load(ordering::Relaxed);
+        loop {
+            if n >= max {
+                return Err(ENOSPC);
+            }
+            match self.user.count.cmpxchg(n, n + 1, ordering::Relaxed) {
+                Ok(_) => {
+                    return Ok(Charge {
+                        user: self.user.clone(),
+                    })
+                }
+                Err(now) => n = now,
             }
         }
-        Ok(Charge { uid })
     }
+}
+
+impl Drop for UserRef {
+    fn drop(&mut self) {
+        let mut guard = USERS.lock();
+        let Some(tree) = guard.as_mut() else {
+            return;
+        };
+        let last = match tree.get_mut(&self.uid) {
+            Some(e) => {
+                e.queues -= 1;
+                e.queues == 0
+            }
+            None => false,
+        };
+        if last {
+            let removed = tree.remove(&self.uid);
+            drop(guard);
+            drop(removed);
+        }
+    }
+}
+
+/// One kevent's charge against its user's limit; released when dropped.
+pub(crate) struct Charge {
+    user: Arc<User>,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        let mut guard = USERS.lock();
-        if let Some(tree) = guard.as_mut() {
-            let now_zero = match tree.get_mut(&self.uid) {
-                Some(n) => {
-                    *n -= 1;
-                    *n == 0
-                }
-                None => false,
-            };
-            if now_zero {
-                tree.remove(&self.uid);
-            }
-        }
+        self.user.count.fetch_sub(1, ordering::Relaxed);
     }
 }
 
@@ -70,25 +147,32 @@ mod tests {
     #[test]
     fn charges_up_to_the_limit() {
         let limit = &raw mut bindings::kevent_max_user_kevents;
-        // SAFETY: KUnit runs before userspace: nothing else reads or charges concurrently.
+        // SAFETY: The sysctl is a plain `long`; nothing else registers kevents during KUnit.
         let saved = unsafe { limit.read_volatile() };
+        let user = UserRef::current().expect("user");
+        // A second queue of the same user shares the counter.
+        let other = UserRef::current().expect("user");
         // SAFETY: As above.
         unsafe { limit.write_volatile(2) };
-        let a = Charge::new();
-        let b = Charge::new();
-        let c = Charge::new();
+        let a = user.charge();
+        let b = other.charge();
+        let c = user.charge();
         assert!(a.is_ok() && b.is_ok());
         assert_eq!(c.err(), Some(ENOSPC));
-        // Uncharging makes room again.
         drop(a);
-        let d = Charge::new();
+        let d = other.charge();
         assert!(d.is_ok());
         drop((b, d));
         // SAFETY: As above.
         unsafe { limit.write_volatile(0) };
-        assert_eq!(Charge::new().err(), Some(ENOSPC));
+        assert_eq!(user.charge().err(), Some(ENOSPC));
         // SAFETY: As above.
         unsafe { limit.write_volatile(saved) };
-        assert!(Charge::new().is_ok());
+        assert!(user.charge().is_ok());
+        drop(other);
+        drop(user);
+        // The last queue of the user gone, its counter left the tree.
+        let uid = kernel::current!().uid().into_raw().val;
+        assert!(USERS.lock().as_ref().is_none_or(|t| t.get(&uid).is_none()));
     }
 }

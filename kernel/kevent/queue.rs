@@ -30,7 +30,7 @@
 use crate::{
     abi::*,
     event::{Kevent, Key, Request, Wake, READY},
-    limit::Charge,
+    limit::UserRef,
     source::Source,
 };
 use kernel::{
@@ -42,7 +42,7 @@ use kernel::{
     },
     list::{List, ListArc},
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{self, RBTree, RBTreeNodeReservation},
     seq_file::SeqFile,
     seq_print,
     sync::{
@@ -129,6 +129,8 @@ pub(crate) struct Queue {
     /// Waiters in `kevent_get_events()` (exclusive) and pollers of the queue file.
     #[pin]
     wait: PollCondVar,
+    /// The counter its kevents are charged to: the creator's user.
+    user: UserRef,
 }
 
 /// The file operations of kevent queue files.
@@ -139,6 +141,7 @@ impl Queue {
     pub(crate) fn new() -> Result<Arc<Queue>> {
         let scratch = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
         let staging = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
+        let user = UserRef::current()?;
         Arc::pin_init(
             pin_init!(Queue {
                 index <- new_mutex!(
@@ -154,6 +157,7 @@ impl Queue {
                     "kevent_ready"
                 ),
                 wait <- kernel::new_poll_condvar!("kevent_wait"),
+                user,
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -214,25 +218,26 @@ impl Queue {
         let key = Key::of(uk, src);
         let req = Request::of(uk);
         let this: Arc<Queue> = self.into();
-        let mut index = self.index.lock();
-        if index.tree.get(&key).is_some() {
-            return Err(EEXIST);
-        }
         let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let kevent = Kevent::new(&this, src, key, req, Charge::new()?)?;
-        match src.attach(&kevent, uk) {
-            Ok(attached) => {
-                *kevent.attached.access_mut(&mut index) = Some(attached);
-                index.tree.insert(node.into_node(key, kevent));
-                Ok(())
-            }
+        let mut index = self.index.lock();
+        // One walk of the tree: the vacant entry is where the kevent goes.
+        let rbtree::Entry::Vacant(slot) = index.tree.entry(key) else {
+            return Err(EEXIST);
+        };
+        let kevent = Kevent::new(&this, src, key, req, self.user.charge()?)?;
+        let attached = match src.attach(&kevent, uk) {
+            Ok(attached) => attached,
             Err(e) => {
+                drop(slot);
                 // The source did not keep it; make sure it is on no list of ours either.
                 kevent.uncharge(&mut index);
                 self.unlink(&kevent);
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        slot.insert(kevent.clone(), node);
+        *kevent.attached.access_mut(&mut index) = Some(attached);
+        Ok(())
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`.
@@ -355,10 +360,10 @@ impl Queue {
     /// Removes every kevent: the queue file is being released.
     pub(crate) fn release_all(&self) {
         let mut index = self.index.lock();
-        while let Some(cursor) = index.tree.cursor_front_mut() {
-            let (_, node) = cursor.remove_current();
-            let (_, kevent) = node.to_key_value();
-            self.detach(&mut index, &kevent);
+        // Take the whole tree: one walk, not a search for the first node per kevent.
+        let tree = core::mem::replace(&mut index.tree, RBTree::new());
+        for (_, kevent) in tree.iter() {
+            self.detach(&mut index, kevent);
         }
         // What is left on the ready list is cancelled kevents, out of the index and detached,
         // whose last event nobody will collect now.
@@ -370,6 +375,8 @@ impl Queue {
         while let Some(kevent) = cancelled.pop_front() {
             kevent.uncharge(&mut index);
         }
+        drop(index);
+        drop(tree);
     }
 
     /// Waits until at least `min_nr` kevents are ready, `deadline` passes or a signal arrives,
