@@ -114,7 +114,7 @@ use kernel::{
         File, LocalFile,
     },
     kevent::{self, Storage, Ukevent},
-    list::{AtomicTracker, List, ListArc, ListLinks},
+    list::{AtomicTracker, List, ListArc, ListLinks, TryNewListArc},
     page::{PAGE_MASK, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
@@ -267,6 +267,15 @@ impl Submission {
         let slot = KBox::<Submission>::new_uninit(GFP_KERNEL_ACCOUNT)?;
         // From here on the request is a user of its context: `release()` it on every path.
         let sock = AioSock::get(&file, sk as usize, stream)?;
+        let sock_ref = sock.clone();
+        let io = LockedBy::new(
+            &sock.io,
+            ReqIo {
+                state: ReqState::Unarmed,
+                done: 0,
+                buf,
+            },
+        );
         let req = Arc::pin_init(
             pin_init!(AioRequest {
                 links <- ListLinks::new(),
@@ -274,15 +283,8 @@ impl Submission {
                 storage: Storage::new(),
                 op,
                 cred,
-                io: LockedBy::new(
-                    &sock.io,
-                    ReqIo {
-                        state: ReqState::Unarmed,
-                        done: 0,
-                        buf,
-                    }
-                ),
-                sock: sock.clone(),
+                io,
+                sock: sock_ref,
             }),
             GFP_KERNEL_ACCOUNT,
         );
