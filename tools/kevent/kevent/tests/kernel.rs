@@ -711,8 +711,9 @@ fn aio_sendfile_from_a_file() -> TestResult {
         let mut got = vec![0u8; want];
         t!(b.read_exact(&mut got));
         let start = offset as usize;
+        // Past the end of the file nothing is sent, and there is nothing to compare.
         check!(
-            got[..] == data[start..start + want],
+            want == 0 || got[..] == data[start..start + want],
             "case {i}: data differs"
         );
     }
