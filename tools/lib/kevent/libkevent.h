@@ -400,11 +400,14 @@ static inline int kevent_result(const struct ukevent *uk)
  * order, per direction. Closing the queue (its last descriptor) frees the
  * requests in flight without reporting them.
  *
- * The memory of a send or receive request is the caller's until the
- * request's event has been collected (or the entry failed, or the queue
- * was released): it must stay mapped and, for a receive, must not be read
- * or written meanwhile. A bad address is not refused by kevent_ctl(); the
- * request completes as broken with -%EFAULT.
+ * The buffer of a send or receive is pinned at submission and used by the
+ * kernel until the request ends: until its event has been collected, or a
+ * kevent_remove() (kevent_aio_cancel()) or close() of the socket descriptor
+ * that cancelled it returned, or the queue was released. Meanwhile the
+ * buffer of a receive must not be read or written, nor that of a send
+ * written, and neither may be freed for reuse. A bad address is not
+ * refused by kevent_ctl(): the request completes at once, broken with
+ * -%EFAULT. See Documentation/kevent.rst, "Network AIO".
  */
 
 /* Largest length or count of one AIO request (the kernel's MAX_RW_COUNT). */
@@ -415,9 +418,9 @@ static inline int kevent_result(const struct ukevent *uk)
 /**
  * kevent_prep_aio_send() - prepare a network AIO send
  * @uk:		the entry, zeroed first
- * @sockfd:	the socket (a connected stream socket)
- * @buf:	the data, @len bytes, left untouched until the completion is
- *		collected
+ * @sockfd:	the socket (a connected stream socket), below 2^31
+ * @buf:	the data, @len bytes, not to be written until the request
+ *		ended
  * @len:	1 to %KEVENT_AIO_LEN_MAX bytes (anything else is %EINVAL)
  * @user_data:	names the request among those on @sockfd in this queue
  *		(a duplicate is %EEXIST) and is returned with its event
@@ -438,18 +441,19 @@ static inline void kevent_prep_aio_send(struct ukevent *uk, int sockfd,
 /**
  * kevent_prep_aio_recv() - prepare a network AIO receive
  * @uk:		the entry, zeroed first
- * @sockfd:	the socket
+ * @sockfd:	the socket, below 2^31
  * @buf:	receives the data, @len bytes; not to be touched until the
- *		completion is collected
+ *		request ended
  * @len:	1 to %KEVENT_AIO_LEN_MAX bytes (anything else is %EINVAL)
  * @flags:	0, or %KEVENT_REQ_AIO_WAITALL to complete only when @len bytes
- *		arrived (or at end of file, or on error)
+ *		arrived (or at end of file, or on error); receives only
  * @user_data:	names the request among those on @sockfd in this queue
  *		(a duplicate is %EEXIST) and is returned with its event
  *
  * Completes with ret_data = the bytes received: more than 0 as soon as data
- * arrived (all @len with %KEVENT_REQ_AIO_WAITALL, unless end of file came
- * first), 0 at end of file; or fails with -errno.
+ * arrived (at most 128 KiB on a stream socket; all @len with
+ * %KEVENT_REQ_AIO_WAITALL, unless end of file came first), 0 at end of
+ * file; or fails with -errno.
  */
 static inline void kevent_prep_aio_recv(struct ukevent *uk, int sockfd,
 					void *buf, size_t len,
@@ -465,10 +469,11 @@ static inline void kevent_prep_aio_recv(struct ukevent *uk, int sockfd,
 /**
  * kevent_prep_aio_sendfile() - prepare a network AIO sendfile
  * @uk:		the entry, zeroed first
- * @sockfd:	the socket
- * @filefd:	the source, a regular file open for reading
- * @offset:	where to start in @filefd (not negative); the file position
- *		is neither used nor changed
+ * @sockfd:	the socket, below 2^31
+ * @filefd:	the source, a regular file open for reading (else %EINVAL,
+ *		or %EBADF if not open for reading)
+ * @offset:	where to start in @filefd (negative, or a range past 2^63 - 1,
+ *		is %EINVAL); the file position is neither used nor changed
  * @count:	1 to %KEVENT_AIO_LEN_MAX bytes (anything else is %EINVAL)
  * @user_data:	names the request among those on @sockfd in this queue
  *		(a duplicate is %EEXIST) and is returned with its event
@@ -546,8 +551,8 @@ static inline int __kevent_ctl_one(int fd, unsigned int cmd,
  * @user_data:	names the request (unique per socket and queue)
  *
  * One kevent_ctl(%KEVENT_CTL_ADD) call, as kevent_prep_aio_send() and
- * kevent_add() would make it. @buf must stay valid and unchanged until the
- * request's event is collected.
+ * kevent_add() would make it. @buf must not be written or freed until the
+ * request ended (see above).
  *
  * Return: 0 if the request was submitted (its result comes as an event);
  * -1 with errno set to the call's error or the entry's own (%EINVAL,
@@ -572,8 +577,8 @@ static inline int aio_send(int kfd, int sockfd, const void *buf, size_t len,
  * @user_data:	names the request (unique per socket and queue)
  *
  * One kevent_ctl(%KEVENT_CTL_ADD) call, as kevent_prep_aio_recv() and
- * kevent_add() would make it. @buf must stay valid and must not be touched
- * until the request's event is collected.
+ * kevent_add() would make it. @buf must not be touched or freed until the
+ * request ended (see above).
  *
  * Return: as for aio_send().
  */
@@ -617,12 +622,12 @@ static inline int aio_sendfile(int kfd, int sockfd, int filefd, off_t offset,
  *
  * One kevent_ctl(%KEVENT_CTL_REMOVE) call. A request that has not
  * completed is cancelled: its event is delivered once, broken with
- * -%ECANCELED, and only then is its memory the caller's again. A request
- * that already completed keeps its completion. (Not aio_cancel(): POSIX
- * <aio.h> has that name.)
+ * -%ECANCELED. A request that completed before keeps its completion. Either
+ * way, once this returns 0 the kernel no longer uses the request's buffer.
+ * (Not aio_cancel(): POSIX <aio.h> has that name.)
  *
  * Return: 0 if the entry took effect; -1 with errno set otherwise (%ENOENT:
- * no such request, its event already collected).
+ * no such request: its event was collected, or it was cancelled already).
  */
 static inline int kevent_aio_cancel(int kfd, int sockfd, __u64 user_data)
 {

@@ -134,9 +134,10 @@
 //! ## Why sending and receiving are `unsafe`
 //!
 //! The kernel reads (send) or writes (receive) the caller's buffer after
-//! [`Queue::add`] has returned, until the request completes, so the buffer
-//! must outlive the request in the kernel. The borrow checker cannot see
-//! that end: a guard that held the borrow until completion would end it
+//! [`Queue::add`] has returned, until the request ends (its event is
+//! collected, or a `REMOVE` or the close of its socket cancels it), so the
+//! buffer must outlive the request in the kernel. The borrow checker cannot
+//! see that end: a guard that held the borrow until completion would end it
 //! early if leaked (`mem::forget` is safe), the completion may be collected
 //! by another thread or process sharing the queue, or never (a queue lives
 //! while any descriptor of it is open), and nothing tells a delivered
@@ -144,8 +145,8 @@
 //! to take ownership of the buffers and keep them in the queue, which this
 //! crate does not do (one method, one system call, no state). So
 //! [`Request::aio_send`] and [`Request::aio_recv`] are `unsafe fn`s whose
-//! contract is that the memory stays lent until the completion is
-//! collected; the rest of the public API stays safe:
+//! contract is that the memory stays lent until the request ends; the rest
+//! of the public API stays safe:
 //!
 //! - [`Request::aio_sendfile`] involves no user memory and is safe;
 //! - [`Request::from_raw`] clears the arguments of an AIO entry that would
@@ -496,11 +497,11 @@ impl Queue {
     /// [`Request::aio_key`]).
     ///
     /// A request that has not completed is cancelled: its event is still
-    /// delivered, once, broken with `ECANCELED`, and its memory stays lent to
-    /// the kernel until that event is collected. A request that already
-    /// completed keeps its completion. The error is the call's or the
-    /// entry's own (`ENOENT` if there is no such request, for example because
-    /// its event was collected).
+    /// delivered, once, broken with `ECANCELED`. A request that already
+    /// completed keeps its completion. Either way, once this returns `Ok` the
+    /// kernel no longer uses the request's buffer. The error is the call's or
+    /// the entry's own (`ENOENT` if there is no such request: its event was
+    /// collected, or it was cancelled already).
     pub fn remove_aio(&self, id: u64, user_data: u64) -> io::Result<()> {
         self.ctl_one(sys::KEVENT_CTL_REMOVE, Request::aio_key(id, user_data))
     }
@@ -715,18 +716,29 @@ impl Request {
     ///
     /// # Safety
     ///
-    /// The kernel reads `buf` after this function and [`Queue::add`] have
-    /// returned. For each submission of the returned request (or of a copy
-    /// of it) that succeeds, the memory of `buf` must stay allocated and
-    /// must not be written, until the request's event has been collected
-    /// from the queue (by any thread or process) or the queue has been
-    /// released (every descriptor of it closed). Cancelling the request
-    /// ([`Queue::remove_aio`]) does not end this: its `ECANCELED` event does.
-    /// Typically: a heap buffer that is neither dropped nor modified, or
-    /// leaked if the event may never be collected.
+    /// The kernel pins `buf` when the request is submitted and reads it
+    /// after this function and [`Queue::add`] have returned, until the
+    /// request ends. For each submission of the returned request (or of a
+    /// copy of it) that succeeds, the memory of `buf` must stay allocated
+    /// (not freed for reuse) and must not be written until the request has
+    /// ended, which is the first of:
     ///
-    /// Breaking this makes the kernel read freed or reused memory (sending
-    /// whatever is there), or read it while it is written, a data race.
+    /// - its event has been collected from the queue, by any thread or
+    ///   process;
+    /// - a [`Queue::remove_aio`] (or [`Queue::remove`]) of it returned `Ok`:
+    ///   the kernel stops using the buffer before that `REMOVE` returns,
+    ///   whether it cancelled the request or found it completed;
+    /// - the descriptor `sock` was closed (or replaced with `dup2()`) in the
+    ///   submitting process: the close cancels the request before it
+    ///   returns;
+    /// - the queue was released: every descriptor of it, in every process,
+    ///   closed.
+    ///
+    /// Typically: a heap buffer that is neither dropped nor modified until
+    /// then, and leaked if the request might never end.
+    ///
+    /// Breaking this makes the kernel send memory that was freed and reused,
+    /// or read memory while it is written, a data race.
     pub unsafe fn aio_send(sock: BorrowedFd<'_>, buf: &[u8], user_data: u64) -> Request {
         let mut req = Request::aio(sock, sys::KEVENT_AIO_SEND, user_data);
         // The address is exposed to the kernel: the compiler must assume
@@ -739,24 +751,24 @@ impl Request {
     /// (`KEVENT_AIO_RECV`).
     ///
     /// The event reports [`AIO_RECV`] with the bytes received as
-    /// [`Event::result`]: more than 0 as soon as data arrived or, if
-    /// `waitall` (`KEVENT_REQ_AIO_WAITALL`), `buf.len()` unless end of file
-    /// came first; 0 at end of file; or the error. `user_data` and the length
-    /// as in [`Request::aio_send`].
+    /// [`Event::result`]: more than 0 as soon as data arrived (at most 128
+    /// KiB on a stream socket) or, if `waitall` (`KEVENT_REQ_AIO_WAITALL`),
+    /// `buf.len()` unless end of file came first; 0 at end of file; or the
+    /// error. `user_data` and the length as in [`Request::aio_send`].
     ///
     /// # Safety
     ///
-    /// The kernel writes `buf` after this function and [`Queue::add`] have
-    /// returned. For each submission of the returned request (or of a copy
-    /// of it) that succeeds, the memory of `buf` must stay allocated and
-    /// must not be read or written, by any means, until the request's event
-    /// has been collected from the queue (by any thread or process) or the
-    /// queue has been released (every descriptor of it closed); no
-    /// reference to it may be live meanwhile. Cancelling the request
-    /// ([`Queue::remove_aio`]) does not end this: its `ECANCELED` event does.
+    /// The kernel pins `buf` when the request is submitted and writes it
+    /// after this function and [`Queue::add`] have returned, until the
+    /// request ends (as defined for [`Request::aio_send`]: its event
+    /// collected, a `REMOVE` of it or the close of `sock` returned, or the
+    /// queue released). For each submission of the returned request (or of
+    /// a copy of it) that succeeds, the memory of `buf` must stay allocated
+    /// (not freed for reuse) and must not be read or written by any means
+    /// until then; no reference to it may be live meanwhile.
     ///
-    /// Breaking this makes the kernel write freed or reused memory, or
-    /// memory that Rust code reads or writes at the same time.
+    /// Breaking this makes the kernel write memory that was freed and
+    /// reused, or memory that Rust code reads or writes at the same time.
     pub unsafe fn aio_recv(
         sock: BorrowedFd<'_>,
         buf: &mut [u8],
