@@ -11,6 +11,13 @@
  * part through (or, as a failure, after DEADLINE_MS). A kernel without the
  * socket or inode source rejects that entry with EINVAL: the demo says so
  * and goes on without it.
+ *
+ * Network AIO completes through the same queue: the demo sends a file in
+ * /tmp over a UNIX socket pair with aio_sendfile() while an aio_recv()
+ * (KEVENT_REQ_AIO_WAITALL) on the other end waits for all of it; each
+ * request is one event with its byte count, and the received bytes are
+ * compared with the file. A kernel without the AIO source rejects both
+ * requests with EINVAL, and the demo goes on without them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,6 +28,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,23 +40,29 @@
 #include <libkevent.h>		/* tools/lib/kevent */
 
 #define DIR_PATH	"/tmp/kevent-demo"
+#define AIO_PATH	"/tmp/kevent-demo-aio"
+#define AIO_LEN		(256 * 1024)	/* more than a UNIX socket buffer holds */
 #define FILE_PATH	DIR_PATH "/file"
 #define LINE		"hello over TCP from the child\n"
 #define DEADLINE_MS	1000	/* give up then; normally done after about 480 ms */
 
 /* user_data of each kevent: the part of the demo it belongs to. */
-enum { UD_TIMER = 1, UD_PIPE, UD_LISTENER, UD_CONN, UD_DIR };
+enum { UD_TIMER = 1, UD_PIPE, UD_LISTENER, UD_CONN, UD_DIR, UD_SENDFILE, UD_RECV };
 static const char *const part_name[] = {
 	[UD_TIMER] = "timer", [UD_PIPE] = "pipe", [UD_LISTENER] = "socket",
-	[UD_CONN] = "socket", [UD_DIR] = "inode",
+	[UD_CONN] = "socket", [UD_DIR] = "inode", [UD_SENDFILE] = "aio sendfile",
+	[UD_RECV] = "aio recv",
 };
 
 /* Parts still to be seen through: the main loop runs until none is left. */
 #define WAIT_PIPE	0x1
 #define WAIT_TCP	0x2
 #define WAIT_DIR	0x4
+#define WAIT_SENDFILE	0x8
+#define WAIT_RECV	0x10
 
 static struct timespec t0;	/* when the queue was filled; the child's clock too */
+static int aio_matches(void);
 
 static double ms_since_t0(void)
 {
@@ -101,6 +115,10 @@ static int wait_bit(int ud)
 		return WAIT_TCP;
 	case UD_DIR:
 		return WAIT_DIR;
+	case UD_SENDFILE:
+		return WAIT_SENDFILE;
+	case UD_RECV:
+		return WAIT_RECV;
 	}
 	return 0;
 }
@@ -233,8 +251,10 @@ static struct {
 	int kfd, rfd, lfd, cfd, dfd;	/* queue, pipe read end, listener, connection, dir */
 	int waiting;			/* WAIT_* */
 	int failed;
-	int count[UD_DIR + 1];		/* events by user_data */
-} d = { .lfd = -1, .cfd = -1, .dfd = -1 };
+	int count[UD_RECV + 1];		/* events by user_data */
+	int aio_sv[2], aio_file;	/* AIO: the socket pair, the file sent */
+	unsigned char *aio_buf;		/* where aio_recv() puts it */
+} d = { .lfd = -1, .cfd = -1, .dfd = -1, .aio_sv = { -1, -1 }, .aio_file = -1 };
 
 static void close_fd(int *fd)
 {
@@ -300,7 +320,7 @@ static void on_event(const struct ukevent *e)
 	char buf[64];
 	ssize_t r;
 
-	if (u < UD_TIMER || u > UD_DIR) {
+	if (u < UD_TIMER || u > UD_RECV) {
 		say("unexpected event, user_data %llu", (unsigned long long)e->user_data);
 		d.failed = 1;
 		return;
@@ -343,7 +363,65 @@ static void on_event(const struct ukevent *e)
 		if (e->event & KEVENT_INODE_REMOVE)
 			d.waiting &= ~WAIT_DIR;
 		break;
+	case UD_SENDFILE:
+		say("aio sendfile (" AIO_PATH " -> socket fd %d): done, %lld bytes", fd,
+		    (long long)e->ret_data);
+		d.waiting &= ~WAIT_SENDFILE;
+		break;
+	case UD_RECV:
+		say("aio recv (socket fd %d, WAITALL): done, %lld bytes, %s", fd,
+		    (long long)e->ret_data,
+		    e->ret_data == AIO_LEN && aio_matches() ? "the same as the file" :
+							     "NOT the file's bytes");
+		if (e->ret_data != AIO_LEN || !aio_matches())
+			d.failed = 1;
+		d.waiting &= ~WAIT_RECV;
+		break;
 	}
+}
+
+/* The byte at @i of the file the AIO part sends. */
+static unsigned char aio_byte(size_t i)
+{
+	return (unsigned char)(i * 7 + i / 251);
+}
+
+static int aio_matches(void)
+{
+	size_t i;
+
+	for (i = 0; i < AIO_LEN; i++)
+		if (d.aio_buf[i] != aio_byte(i))
+			return 0;
+	return 1;
+}
+
+/*
+ * The AIO part: a file of AIO_LEN bytes in /tmp (tmpfs: in the page cache)
+ * and a UNIX stream socket pair. Returns 0, or -1 (and says why) to go on
+ * without it.
+ */
+static int aio_setup(void)
+{
+	static unsigned char chunk[4096];
+	size_t i, off;
+
+	d.aio_buf = calloc(1, AIO_LEN);
+	d.aio_file = open(AIO_PATH, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (!d.aio_buf || d.aio_file < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.aio_sv)) {
+		printf("  AIO set-up: %s: no AIO part\n", strerror(errno));
+		return -1;
+	}
+	for (off = 0; off < AIO_LEN; off += sizeof(chunk)) {
+		for (i = 0; i < sizeof(chunk); i++)
+			chunk[i] = aio_byte(off + i);
+		if (pwrite(d.aio_file, chunk, sizeof(chunk), off) != sizeof(chunk)) {
+			printf("  write(" AIO_PATH "): %s: no AIO part\n", strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -353,7 +431,7 @@ static void on_event(const struct ukevent *e)
  */
 static int add_all(void)
 {
-	struct ukevent reg[4];
+	struct ukevent reg[6];
 	int i, n, r, u, nreg = 0, added = 0;
 
 	kevent_prep_timer(&reg[nreg++], 1, 100000000, 100000000, UD_TIMER);
@@ -363,6 +441,13 @@ static int add_all(void)
 	if (d.dfd >= 0)
 		kevent_prep_inode(&reg[nreg++], d.dfd, KEVENT_INODE_CREATE | KEVENT_INODE_REMOVE,
 				  UD_DIR);
+	if (d.aio_file >= 0) {
+		/* The receive first: it waits for all of the file. */
+		kevent_prep_aio_recv(&reg[nreg++], d.aio_sv[1], d.aio_buf, AIO_LEN,
+				     KEVENT_REQ_AIO_WAITALL, UD_RECV);
+		kevent_prep_aio_sendfile(&reg[nreg++], d.aio_sv[0], d.aio_file, 0, AIO_LEN,
+					 UD_SENDFILE);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	n = kevent_add(d.kfd, reg, nreg);
 	if (n < 0) {
@@ -402,7 +487,8 @@ int main(void)
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("kevent demo: one queue for a 100 ms timer, a pipe, a TCP socket and a directory\n");
+	printf("kevent demo: one queue for a 100 ms timer, a pipe, a TCP socket, a directory\n"
+	       "and network AIO (a file sent with aio_sendfile, received with aio_recv)\n");
 	d.kfd = kevent_queue(KEVENT_CLOEXEC);
 	if (d.kfd < 0) {
 		printf("  kevent_ctl(KEVENT_CTL_INIT): %s%s\n", strerror(errno),
@@ -416,6 +502,11 @@ int main(void)
 	d.rfd = p[0];
 	d.lfd = tcp_listener(&port);
 	d.dfd = watched_dir();
+	if (aio_setup()) {
+		close_fd(&d.aio_file);
+		close_fd(&d.aio_sv[0]);
+		close_fd(&d.aio_sv[1]);
+	}
 	d.waiting = add_all();
 	if (d.waiting < 0)
 		return 1;
@@ -444,10 +535,12 @@ int main(void)
 		int left = DEADLINE_MS - (int)ms_since_t0();
 
 		if (left <= 0) {
-			say("timed out, still waiting for:%s%s%s",
+			say("timed out, still waiting for:%s%s%s%s%s",
 			    d.waiting & WAIT_PIPE ? " pipe" : "",
 			    d.waiting & WAIT_TCP ? " socket" : "",
-			    d.waiting & WAIT_DIR ? " inode" : "");
+			    d.waiting & WAIT_DIR ? " inode" : "",
+			    d.waiting & WAIT_SENDFILE ? " aio-sendfile" : "",
+			    d.waiting & WAIT_RECV ? " aio-recv" : "");
 			d.failed = 1;
 			break;
 		}
@@ -484,10 +577,16 @@ int main(void)
 	close_fd(&d.cfd);
 	close_fd(&d.lfd);
 	close_fd(&d.dfd);
+	close_fd(&d.aio_sv[0]);
+	close_fd(&d.aio_sv[1]);
+	close_fd(&d.aio_file);
+	free(d.aio_buf);
+	unlink(AIO_PATH);
 	unlink(FILE_PATH);
 	rmdir(DIR_PATH);
-	printf("kevent demo %s: %d timer, %d pipe, %d socket and %d inode events\n",
+	printf("kevent demo %s: %d timer, %d pipe, %d socket, %d inode and %d AIO events\n",
 	       d.failed ? "FAILED" : "done", d.count[UD_TIMER], d.count[UD_PIPE],
-	       d.count[UD_LISTENER] + d.count[UD_CONN], d.count[UD_DIR]);
+	       d.count[UD_LISTENER] + d.count[UD_CONN], d.count[UD_DIR],
+	       d.count[UD_SENDFILE] + d.count[UD_RECV]);
 	return d.failed;
 }

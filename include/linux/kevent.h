@@ -59,6 +59,9 @@ static inline void kevent_flush(struct file *file, void *owner)
  * struct kevent_source_ops - an event source outside the kevent core
  * @type: the KEVENT_TYPE_* it serves
  * @events: the event bits it accepts in ukevent.event
+ * @flags: the request flags it accepts beyond the common ones
+ *	(KEVENT_REQ_ONESHOT, KEVENT_REQ_ET, KEVENT_REQ_WAKEUP_ALL); any other
+ *	bit in ukevent.req_flags is -EINVAL
  * @follows_fd: ukevent.id is a file descriptor and the registration follows
  *	it, as a poll kevent's does: closing that descriptor removes the
  *	kevent. The core looks the descriptor up (it must not be O_PATH).
@@ -66,17 +69,44 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	the kevent is on the object's storage, and the object's death reaches
  *	the kevent through kevent_storage_fini(). A weak source has no
  *	@recheck and does not follow the descriptor.
+ * @takes_args: ukevent.arg and ukevent.arg_fd are the source's: @get sees
+ *	them as given and checks them itself. Otherwise the core requires them
+ *	to be zero.
+ * @keyed_by_user_data: a kevent is named in its queue by (type, id,
+ *	user_data), not (type, id), so that several kevents may share an id
+ *	(several requests in flight on one descriptor); KEVENT_CTL_REMOVE names
+ *	one by all three, and KEVENT_CTL_MODIFY, which would change the key,
+ *	is -EINVAL.
+ * @oneshot: every kevent of the source is removed after its first
+ *	delivery, as if KEVENT_REQ_ONESHOT were set (the delivered req_flags
+ *	are those of the request).
+ * @cancel_errno: 0, or a positive errno: KEVENT_CTL_REMOVE and the close
+ *	of the descriptor a kevent follows do not drop the kevent silently,
+ *	but detach it (@put runs) and, unless a notification of the object is
+ *	already pending for it, report it once as broken with -@cancel_errno
+ *	and its requested events (a cancelled request); the kevent is removed once that event, or the
+ *	pending one, is delivered. A notification that reached the kevent
+ *	before the detach wins. Releasing the queue drops such kevents
+ *	without a report. Only for a @oneshot source.
  * @get: look up the object @uk names (process context, may sleep). On
  *	success, store its storage in *@storage and an opaque reference in
  *	*@priv that keeps the object (and so the storage) alive until
  *	@put(*@priv), and return 0; otherwise a negative errno, reported in
- *	the entry's ret_data. @uk's arg and arg_fd are zero, and its event
- *	within @events.
+ *	the entry's ret_data. @uk's event is within @events and its req_flags
+ *	within the common flags and @flags; its arg and arg_fd are zero unless
+ *	@takes_args.
  * @put: drop the reference @get returned (process context, may sleep).
  * @recheck: the level state, at registration and at each delivery (process
  *	context, may sleep): the events of @events that are ready now, and in
  *	*@data the result to report (it is 0 on entry). %NULL if the source
  *	has no level state: its events are then reported as they fired.
+ * @armed: optional: the kevent @priv was got for is registered (on the
+ *	object's storage, and re-checked). Called once per registration, in
+ *	process context, before the kevent_ctl() entry completes; from now on
+ *	kevent_storage_ready() and kevent_storage_fini() on the object reach
+ *	the kevent, while before they could be lost. An object that starts
+ *	work of its own for the kevent (a request) starts it here, not in
+ *	@get.
  *
  * Registered once, at boot, with kevent_register_source(); the table must
  * live forever. The core never names a source: it finds this table by
@@ -85,22 +115,55 @@ static inline void kevent_flush(struct file *file, void *owner)
 struct kevent_source_ops {
 	u32 type;
 	u32 events;
+	u32 flags;
 	bool follows_fd;
 	bool weak;
+	bool takes_args;
+	bool keyed_by_user_data;
+	bool oneshot;
+	int cancel_errno;
 	int (*get)(const struct ukevent *uk, struct kevent_storage **storage,
 		   void **priv);
 	void (*put)(void *priv);
 	u32 (*recheck)(void *priv, u32 events, s64 *data);
+	void (*armed)(void *priv);
 };
 
 /*
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
- * bad table), -EEXIST (the type already has a source) or -EBUSY (no free
+ * bad table: no @get or @put, a zero @type or @events, a @weak source with
+ * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
+ * @oneshot), -EEXIST (the type already has a source) or -EBUSY (no free
  * slot). Registrations are not serialised against each other: make them
  * from initcalls, of any level (the core needs no initialisation for
  * them). Rust sources use kernel::kevent (rust/kernel/kevent.rs).
  */
 int kevent_register_source(const struct kevent_source_ops *ops);
+
+/* Implemented in Rust (kernel/kevent/extern_source.rs). */
+void __kevent_storage_fail(struct kevent_storage *st, u32 events, int err);
+
+/**
+ * kevent_storage_fail - the object failed, and lives on
+ * @st: its storage
+ * @events: the KEVENT_* event bits that failed (a request's operation), or 0
+ * @err: a negative errno
+ *
+ * Like kevent_storage_fini(), for an object that reports its own failure
+ * while others may still hold it: every kevent registered is reported once
+ * as broken with @err and with the bits of @events it requested, then
+ * removed from its queue. Must not run concurrently with
+ * kevent_storage_ready(), another kevent_storage_fail() or a registration
+ * on the same object; after it, kevent_storage_ready() reports nothing.
+ * Here rather than in <linux/kevent_storage.h>: only sources call it, not
+ * the hooks in hot paths.
+ */
+static inline void kevent_storage_fail(struct kevent_storage *st, u32 events,
+				       int err)
+{
+	if (kevent_storage_active(st))
+		__kevent_storage_fail(st, events, err);
+}
 #else
 static inline void kevent_flush(struct file *file, void *owner)
 {

@@ -182,11 +182,11 @@ mod tests {
         let mut bad = uk(2, IN, 0);
         bad.0.reserved = 1;
         assert_eq!(q.as_arc_borrow().add(&src, &bad), Err(EINVAL));
-        assert_eq!(q.remove(&uk(2, IN, 0)), Err(ENOENT));
+        assert_eq!(q.remove(&src, &uk(2, IN, 0)), Err(ENOENT));
         assert_eq!(q.modify(&src, &uk(2, IN, 0)), Err(ENOENT));
-        assert_eq!(q.remove(&uk(1, IN, 0)), Ok(()));
+        assert_eq!(q.remove(&src, &uk(1, IN, 0)), Ok(()));
         assert!(obj.storage.is_empty());
-        assert_eq!(q.remove(&uk(1, IN, 0)), Err(ENOENT));
+        assert_eq!(q.remove(&src, &uk(1, IN, 0)), Err(ENOENT));
     }
 
     #[test]
@@ -246,7 +246,7 @@ mod tests {
         obj.fire(IN);
         assert_eq!(poll(&q, 8).got.len(), 1);
         assert!(obj.storage.is_empty());
-        assert_eq!(q.remove(&uk(1, IN, 0)), Err(ENOENT));
+        assert_eq!(q.remove(&src, &uk(1, IN, 0)), Err(ENOENT));
         obj.fire(IN);
         assert_eq!(poll(&q, 8).got.len(), 0);
     }
@@ -289,13 +289,13 @@ mod tests {
     fn broken_source_reported_once() {
         let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
-        obj.storage.fini(EPIPE.to_errno().into());
+        obj.storage.fini(0, EPIPE.to_errno().into());
         let got = poll(&q, 8).got;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0.ret_flags, KEVENT_RET_BROKEN);
         assert_eq!(got[0].0.ret_data, EPIPE.to_errno().into());
         // Freed after the report.
-        assert_eq!(q.remove(&uk(1, IN, 0)), Err(ENOENT));
+        assert_eq!(q.remove(&src, &uk(1, IN, 0)), Err(ENOENT));
     }
 
     #[test]
@@ -328,7 +328,7 @@ mod tests {
         assert!(Instant::<Monotonic>::now().as_nanos() >= deadline.as_nanos());
         // Fewer than min_nr ready: returns what there is at the deadline.
         obj.fire(IN);
-        q.remove(&uk(2, IN, 0)).unwrap();
+        q.remove(&src, &uk(2, IN, 0)).unwrap();
         let deadline = Instant::<Monotonic>::now() + Delta::from_millis(10);
         assert_eq!(q.get_events(2, 8, Some(deadline), false, &mut sink), Ok(1));
     }

@@ -3,14 +3,15 @@
 //! One kevent: one interest of one queue in one source of events.
 //!
 //! A kevent is on up to three lists: its queue's index of all kevents (an rbtree keyed by
-//! `(type, id)`, owning an `Arc`), its queue's ready list (while ready, list id [`READY`]), and the
-//! list of its storage (while attached to one, list id [`STORAGE`]).
+//! `(type, id)`, or `(type, id, user_data)` for a source keyed by `user_data`, owning an `Arc`),
+//! its queue's ready list (while ready, list id [`READY`]), and the list of its storage (while
+//! attached to one, list id [`STORAGE`]).
 
 use crate::{
     abi::*,
     limit::Charge,
     queue::{Index, Queue, ReadyList},
-    source::Attached,
+    source::{Attached, Source},
 };
 use kernel::{
     list::{AtomicTracker, ListArc, ListLinks, TryNewListArc},
@@ -28,14 +29,23 @@ pub(crate) const STORAGE: u64 = 1;
 pub(crate) struct Key {
     pub(crate) ty: u32,
     pub(crate) id: u64,
+    /// The entry's `user_data` for a source keyed by it ([`Source::keyed_by_user_data`]), so
+    /// that several kevents may share one `id` (requests in flight on one descriptor); 0 for the
+    /// others.
+    pub(crate) user_data: u64,
 }
 
 impl Key {
-    /// The key `uk` names.
-    pub(crate) fn of(uk: &Ukevent) -> Key {
+    /// The key `uk` names for the source `src` of its type.
+    pub(crate) fn of(uk: &Ukevent, src: &dyn Source) -> Key {
         Key {
             ty: uk.0.type_,
             id: uk.0.id,
+            user_data: if src.keyed_by_user_data() {
+                uk.0.user_data
+            } else {
+                0
+            },
         }
     }
 }
@@ -76,6 +86,12 @@ pub(crate) struct State {
 #[pin_data]
 pub(crate) struct Kevent {
     pub(crate) key: Key,
+    /// Its source makes every kevent oneshot ([`Source::oneshot`]), whatever its request says.
+    pub(crate) oneshot: bool,
+    /// A positive errno with which `KEVENT_CTL_REMOVE` and the close of the descriptor the
+    /// kevent follows report it, if not already notified ([`Source::cancel_errno`]); 0: they
+    /// remove it silently.
+    pub(crate) cancel_errno: i32,
     pub(crate) queue: Arc<Queue>,
     #[pin]
     ready_links: ListLinks<READY>,
@@ -119,9 +135,10 @@ pub(crate) enum Wake {
 }
 
 impl Kevent {
-    /// Allocates a kevent for `queue`, not yet attached to a source nor indexed.
+    /// Allocates a kevent of the source `src` for `queue`, not yet attached to it nor indexed.
     pub(crate) fn new(
         queue: &Arc<Queue>,
+        src: &dyn Source,
         key: Key,
         req: Request,
         charge: Charge,
@@ -129,6 +146,9 @@ impl Kevent {
         Arc::pin_init(
             try_pin_init!(Kevent {
                 key,
+                oneshot: src.oneshot(),
+                // Cancellation is for requests: a cancelled kevent must leave at its delivery.
+                cancel_errno: if src.oneshot() { src.cancel_errno() } else { 0 },
                 queue: queue.clone(),
                 ready_links <- ListLinks::new(),
                 ready_track <- AtomicTracker::new(),
@@ -179,11 +199,30 @@ impl Kevent {
     }
 
     /// Reports that the source is gone or failed with `errno` (negative): the kevent is
-    /// delivered once with `KEVENT_RET_BROKEN`.
-    pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, errno: i64) {
+    /// delivered once with `KEVENT_RET_BROKEN`, and with `events` (those of its request) added
+    /// to what fired: the events that failed, if the source says (a failed request's operation).
+    pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, events: u32, errno: i64) {
         let wake = {
             let mut ready = this.queue.ready.lock();
-            Self::mark(this, &mut ready, 0, Data::Add(0), Some(errno))
+            Self::mark(this, &mut ready, events, Data::Add(0), Some(errno))
+        };
+        this.queue.wake(wake);
+    }
+
+    /// Reports the kevent as broken with `errno` (negative), with the events of its request,
+    /// unless a notification or a broken report is pending for it (then that one is kept): the
+    /// kevent was cancelled. Called once the kevent is detached from its source, so that no
+    /// notification can follow; one that came before wins.
+    pub(crate) fn notify_cancelled(this: ArcBorrow<'_, Kevent>, errno: i64) {
+        let wake = {
+            let mut ready = this.queue.ready.lock();
+            let st = this.state.access(&ready);
+            if st.fired != 0 || st.broken.is_some() {
+                Wake::None
+            } else {
+                let events = st.req.event;
+                Self::mark(this, &mut ready, events, Data::Add(0), Some(errno))
+            }
         };
         this.queue.wake(wake);
     }

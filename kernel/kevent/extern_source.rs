@@ -9,7 +9,11 @@
 //! `rust/kernel/kevent.rs`), and [`ExternSource`] adapts it to the [`Source`] and [`Attached`]
 //! traits: `get` looks the object up and returns its `struct kevent_storage` and a reference to
 //! it, the core installs a [`Storage`] there on first use (see `storage.rs`) and enqueues the
-//! kevent, `recheck` gives the level state and `put` drops the reference. Their objects call
+//! kevent, `recheck` gives the level state, `armed` tells the object that the kevent is
+//! registered and `put` drops the reference. The table also says how the core treats the
+//! source's kevents: whether it checks `arg` and `arg_fd` itself (`takes_args`), whether they
+//! are keyed by `user_data` too, always oneshot, and cancelled with an errno rather than dropped
+//! silently (`cancel_errno`); see `<linux/kevent.h>`. Their objects call
 //! [`__kevent_storage_ready`] and [`__kevent_storage_fini`] (through the inline wrappers of
 //! `<linux/kevent_storage.h>`, which cost one branch while nothing is registered).
 //!
@@ -71,6 +75,9 @@ impl ExternSource {
             && o.get.is_some()
             && o.put.is_some()
             && !(o.weak && (o.recheck.is_some() || o.follows_fd))
+            && (0..=bindings::MAX_ERRNO as c_int).contains(&o.cancel_errno)
+            // A cancelled kevent is delivered once, then removed: a request.
+            && (o.cancel_errno == 0 || o.oneshot)
     }
 
     /// Calls `get`: the object's storage and a reference that keeps the object alive.
@@ -177,7 +184,25 @@ pub unsafe extern "C" fn __kevent_storage_ready(
 #[export]
 pub unsafe extern "C" fn __kevent_storage_fini(st: *mut bindings::kevent_storage, err: c_int) {
     // SAFETY: Per the safety requirements.
-    unsafe { storage::slot_fini(st, err.into()) }
+    unsafe { storage::slot_fini(st, 0, err.into()) }
+}
+
+/// `kevent_storage_fail()`: the object that embeds `st` failed at `events`: its kevents are
+/// reported broken with `err` (a negative errno) and those events (of their requests), and taken
+/// off the storage.
+///
+/// # Safety
+///
+/// `st` is a valid `struct kevent_storage` on which no `ready`, `fail`, `fini` or registration
+/// runs concurrently.
+#[export]
+pub unsafe extern "C" fn __kevent_storage_fail(
+    st: *mut bindings::kevent_storage,
+    events: u32,
+    err: c_int,
+) {
+    // SAFETY: Per the safety requirements.
+    unsafe { storage::slot_fini(st, events, err.into()) }
 }
 
 /// A reference to a source object, from its source's `get`; dropping it calls `put`.
@@ -194,6 +219,14 @@ struct ObjectRef {
 unsafe impl Send for ObjectRef {}
 
 impl ObjectRef {
+    /// Tells the object that its kevent is registered, if the source asks to know.
+    fn armed(&self) {
+        if let Some(armed) = self.src.0.armed {
+            // SAFETY: `obj` is the live reference `get` returned.
+            unsafe { armed(self.obj) };
+        }
+    }
+
     /// The object's level state: the events of `events` ready now, and the result to report.
     fn recheck(&self, events: u32) -> Option<(u32, i64)> {
         let recheck = self.src.0.recheck?;
@@ -242,12 +275,29 @@ impl Source for ExternSource {
         self.0.events
     }
 
+    fn flags(&self) -> u32 {
+        self.0.flags
+    }
+
     fn check(&self, uk: &Ukevent) -> Result {
         let u = &uk.0;
-        if u.arg != [0, 0] || u.arg_fd != 0 {
+        // A source that takes arguments checks them in its `get`.
+        if !self.0.takes_args && (u.arg != [0, 0] || u.arg_fd != 0) {
             return Err(EINVAL);
         }
         Ok(())
+    }
+
+    fn keyed_by_user_data(&self) -> bool {
+        self.0.keyed_by_user_data
+    }
+
+    fn oneshot(&self) -> bool {
+        self.0.oneshot
+    }
+
+    fn cancel_errno(&self) -> i32 {
+        self.0.cancel_errno
     }
 
     fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
@@ -307,6 +357,11 @@ impl Source for ExternSource {
             if ready != 0 {
                 Kevent::notify(kevent.as_arc_borrow(), ready, 0);
             }
+        }
+        // Registered: what the object reports from now on reaches the kevent. Nothing fails
+        // after this (the caller only indexes the kevent).
+        if let Some(object) = held.object.as_ref() {
+            object.armed();
         }
         // A weak source's kevents do not keep the object alive; its death reaches them through
         // the storage.

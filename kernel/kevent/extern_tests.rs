@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit tests of the C source API (`extern_source.rs`, the C side of `storage.rs`), driven by
-//! fake `struct kevent_source_ops` tables whose objects the tests own.
+//! fake `struct kevent_source_ops` tables whose objects the tests own: a source with level state,
+//! a weak one, and a source of requests that takes arguments and an extra flag, is keyed by
+//! `user_data`, oneshot, cancelled with an errno and told when its kevents are armed.
 
 use crate::{
     abi::*,
@@ -18,8 +20,13 @@ use kernel::{
 };
 
 const FAKE_TYPE: u32 = 0x7fff_0002;
+const REQ_TYPE: u32 = 0x7fff_0003;
 const IN: u32 = 0x1;
 const OUT: u32 = 0x2;
+/// The extra request flag the request source accepts.
+const REQ_FLAG: u32 = 0x10;
+/// An `arg[1]` the request source's `get` refuses with `E2BIG`.
+const BAD_ARG: u64 = 0xbad;
 /// The result the fake re-check reports with `OUT`.
 const OUT_DATA: i64 = -32;
 
@@ -28,6 +35,10 @@ struct FakeObj {
     storage: Opaque<bindings::kevent_storage>,
     level: Atomic<u32>,
     refs: Atomic<i32>,
+    /// Times `armed` was called.
+    armed: Atomic<u32>,
+    /// What the object reports (with result 1) as soon as it is armed.
+    on_armed: Atomic<u32>,
 }
 
 impl FakeObj {
@@ -39,6 +50,8 @@ impl FakeObj {
                 }),
                 level: Atomic::new(0),
                 refs: Atomic::new(0),
+                armed: Atomic::new(0),
+                on_armed: Atomic::new(0),
             },
             GFP_KERNEL,
         )
@@ -80,18 +93,21 @@ impl Drop for FakeObj {
     }
 }
 
-unsafe extern "C" fn fake_get(
-    uk: *const bindings::ukevent,
+/// The `get` of the fake sources, once they found the address of the object.
+///
+/// # Safety
+///
+/// `addr` is 0 or the address of a live `FakeObj`; the out-pointers are valid.
+unsafe fn fake_hold(
+    addr: u64,
     st: *mut *mut bindings::kevent_storage,
     obj: *mut *mut c_void,
 ) -> c_int {
-    // SAFETY: The core passes a valid entry.
-    let id = unsafe { (*uk).id };
-    if id == 0 {
+    if addr == 0 {
         return EBADF.to_errno();
     }
-    // SAFETY: The tests put the address of a live `FakeObj` in `id`.
-    let fake = unsafe { &*(id as usize as *const FakeObj) };
+    // SAFETY: Per the safety requirements.
+    let fake = unsafe { &*(addr as usize as *const FakeObj) };
     fake.refs.add(1, ordering::Relaxed);
     // SAFETY: The out-pointers are valid.
     unsafe {
@@ -99,6 +115,46 @@ unsafe extern "C" fn fake_get(
         *obj = (fake as *const FakeObj).cast_mut().cast::<c_void>();
     }
     0
+}
+
+unsafe extern "C" fn fake_get(
+    uk: *const bindings::ukevent,
+    st: *mut *mut bindings::kevent_storage,
+    obj: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: The core passes a valid entry.
+    let id = unsafe { (*uk).id };
+    // SAFETY: The tests put the address of a live `FakeObj` (or 0) in `id`; the out-pointers
+    // are valid.
+    unsafe { fake_hold(id, st, obj) }
+}
+
+/// The request source's `get`: the object is named by `arg[0]` (so that many kevents with one
+/// `id` can name different objects), and `arg[1]` must not be [`BAD_ARG`].
+unsafe extern "C" fn fake_req_get(
+    uk: *const bindings::ukevent,
+    st: *mut *mut bindings::kevent_storage,
+    obj: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: The core passes a valid entry.
+    let arg = unsafe { (*uk).arg };
+    if arg[1] == BAD_ARG {
+        return E2BIG.to_errno();
+    }
+    // SAFETY: The tests put the address of a live `FakeObj` (or 0) in `arg[0]`; the out-pointers
+    // are valid.
+    unsafe { fake_hold(arg[0], st, obj) }
+}
+
+unsafe extern "C" fn fake_armed(obj: *mut c_void) {
+    // SAFETY: `obj` is what `fake_req_get` returned, a live `FakeObj`.
+    let fake = unsafe { &*obj.cast::<FakeObj>() };
+    fake.armed.add(1, ordering::Relaxed);
+    let events = fake.on_armed.load(ordering::Relaxed);
+    if events != 0 {
+        // The object starts at once and reports: it must reach the kevent.
+        fake.fire(events, 1);
+    }
 }
 
 unsafe extern "C" fn fake_put(obj: *mut c_void) {
@@ -133,8 +189,27 @@ const fn fake_ops(weak: bool) -> bindings::kevent_source_ops {
     ops
 }
 
+/// A source of requests: arguments, an extra flag, keyed by `user_data`, oneshot, cancelled
+/// with `ECANCELED`, armed.
+const fn req_ops(cancel_errno: c_int) -> bindings::kevent_source_ops {
+    // SAFETY: All zeroes is a valid table: integers, `false` and `None` callbacks.
+    let mut ops: bindings::kevent_source_ops = unsafe { core::mem::zeroed() };
+    ops.type_ = REQ_TYPE;
+    ops.events = IN | OUT;
+    ops.flags = REQ_FLAG;
+    ops.takes_args = true;
+    ops.keyed_by_user_data = true;
+    ops.oneshot = true;
+    ops.cancel_errno = cancel_errno;
+    ops.get = Some(fake_req_get);
+    ops.put = Some(fake_put);
+    ops.armed = Some(fake_armed);
+    ops
+}
+
 static LEVEL_OPS: bindings::kevent_source_ops = fake_ops(false);
 static WEAK_OPS: bindings::kevent_source_ops = fake_ops(true);
+static REQ_OPS: bindings::kevent_source_ops = req_ops(bindings::ECANCELED as c_int);
 
 fn level_src() -> &'static ExternSource {
     // SAFETY: A static table that follows the contract.
@@ -144,6 +219,28 @@ fn level_src() -> &'static ExternSource {
 fn weak_src() -> &'static ExternSource {
     // SAFETY: A static table that follows the contract.
     unsafe { ExternSource::from_ops(&WEAK_OPS) }
+}
+
+fn req_src() -> &'static ExternSource {
+    // SAFETY: A static table that follows the contract.
+    unsafe { ExternSource::from_ops(&REQ_OPS) }
+}
+
+/// A request on "descriptor" 5 for the object `obj`, named by `user_data`.
+fn req(obj: &FakeObj, user_data: u64, event: u32) -> Ukevent {
+    let mut uk = Ukevent::zeroed();
+    uk.0.type_ = REQ_TYPE;
+    uk.0.id = 5;
+    uk.0.event = event;
+    uk.0.user_data = user_data;
+    uk.0.arg = [obj.id(), 1];
+    uk.0.arg_fd = 7;
+    uk
+}
+
+/// `-ECANCELED`, as delivered.
+fn ecanceled() -> i64 {
+    -i64::from(bindings::ECANCELED)
 }
 
 fn uk(id: u64, event: u32, flags: u32) -> Ukevent {
@@ -172,7 +269,7 @@ mod tests {
         );
         assert!(obj.installed());
         assert_eq!(obj.refs(), 1);
-        assert_eq!(q.remove(&uk(obj.id(), IN, 0)), Ok(()));
+        assert_eq!(q.remove(level_src(), &uk(obj.id(), IN, 0)), Ok(()));
         assert_eq!(obj.refs(), 0);
         // The storage stays installed until the object dies.
         assert!(obj.installed());
@@ -223,7 +320,7 @@ mod tests {
         assert_eq!(poll(&q, 8).got.len(), 1);
         obj.level.store(0, ordering::Relaxed);
         assert_eq!(poll(&q, 8).got.len(), 0);
-        assert_eq!(q.remove(&uk(obj.id(), IN, 0)), Ok(()));
+        assert_eq!(q.remove(level_src(), &uk(obj.id(), IN, 0)), Ok(()));
         assert_eq!(obj.refs(), 0);
     }
 
@@ -280,14 +377,222 @@ mod tests {
         assert_eq!(got[0].0.ret_flags, KEVENT_RET_BROKEN);
         assert_eq!(got[0].0.ret_data, ENOENT.to_errno().into());
         // Removed after the report.
-        assert_eq!(q.remove(&uk(obj.id(), IN, 0)), Err(ENOENT));
+        assert_eq!(q.remove(weak_src(), &uk(obj.id(), IN, 0)), Err(ENOENT));
         // The other kevent was reported broken too; removing it before delivery detaches it
         // from a storage that is no longer installed: a no-op dequeue.
-        assert_eq!(q2.remove(&second), Ok(()));
+        assert_eq!(q2.remove(weak_src(), &second), Ok(()));
         assert_eq!(poll(&q2, 8).got.len(), 0);
         // Later activity reaches nobody.
         obj.fire(IN, 1);
         assert_eq!(poll(&q, 8).got.len(), 0);
+    }
+
+    #[test]
+    fn args_and_flags_reach_the_source() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        // Non-zero `arg` and `arg_fd`, and the extra flag: the source's to check.
+        let mut a = req(&obj, 1, IN);
+        a.0.req_flags = REQ_FLAG | KEVENT_REQ_ET;
+        assert_eq!(q.as_arc_borrow().add(req_src(), &a), Ok(()));
+        assert_eq!(obj.refs(), 1);
+        // `get` sees them as given.
+        let mut bad = req(&obj, 2, IN);
+        bad.0.arg[1] = BAD_ARG;
+        assert_eq!(q.as_arc_borrow().add(req_src(), &bad), Err(E2BIG));
+        // A flag that neither the core nor the source knows.
+        let mut bad = req(&obj, 3, IN);
+        bad.0.req_flags = 0x20;
+        assert_eq!(q.as_arc_borrow().add(req_src(), &bad), Err(EINVAL));
+        // The other sources still refuse the extra flag.
+        let mut bad = uk(obj.id(), IN, REQ_FLAG);
+        bad.0.type_ = FAKE_TYPE;
+        assert_eq!(q.as_arc_borrow().add(level_src(), &bad), Err(EINVAL));
+        assert_eq!(obj.refs(), 1);
+    }
+
+    #[test]
+    fn keyed_by_user_data() {
+        let (a, b) = (FakeObj::new(), FakeObj::new());
+        let q = TestQueue::new();
+        assert_eq!(q.as_arc_borrow().add(req_src(), &req(&a, 1, IN)), Ok(()));
+        // The same id, another user_data: another kevent.
+        assert_eq!(q.as_arc_borrow().add(req_src(), &req(&b, 2, OUT)), Ok(()));
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&b, 1, OUT)),
+            Err(EEXIST)
+        );
+        // MODIFY would change the key.
+        assert_eq!(q.modify(req_src(), &req(&a, 1, IN)), Err(EINVAL));
+        assert_eq!(q.remove(req_src(), &req(&a, 3, IN)), Err(ENOENT));
+        // Each reports its own.
+        b.fire(OUT, 9);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.id, got[0].0.user_data), (5, 2));
+        assert_eq!((got[0].0.event, got[0].0.ret_data), (OUT, 9));
+        assert_eq!((a.refs(), b.refs()), (1, 0));
+    }
+
+    #[test]
+    fn oneshot_source() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        // No KEVENT_REQ_ONESHOT in the request: the source makes it oneshot.
+        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        obj.fire(IN, 3);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].0.ret_flags, got[0].0.ret_data),
+            (KEVENT_RET_DONE, 3)
+        );
+        // The request flags are reported as given.
+        assert_eq!(got[0].0.req_flags, 0);
+        // Removed after its delivery.
+        assert_eq!(obj.refs(), 0);
+        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Err(ENOENT));
+        obj.fire(IN, 4);
+        assert_eq!(poll(&q, 8).got.len(), 0);
+    }
+
+    #[test]
+    fn armed_after_registration() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        // The object reports as soon as it is armed: the kevent is registered by then.
+        obj.on_armed.store(IN, ordering::Relaxed);
+        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        assert_eq!(obj.armed.load(ordering::Relaxed), 1);
+        let got = poll(&q, 8).got;
+        assert_eq!((got.len(), got[0].0.event), (1, IN));
+        // A failed registration is never armed.
+        let mut bad = req(&obj, 2, IN);
+        bad.0.arg[1] = BAD_ARG;
+        assert_eq!(q.as_arc_borrow().add(req_src(), &bad), Err(E2BIG));
+        assert_eq!(obj.armed.load(ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn remove_cancels_once() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        // The entry succeeds; the object is let go at once.
+        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
+        assert_eq!(obj.refs(), 0);
+        // Already cancelled: not in the queue any more.
+        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Err(ENOENT));
+        // Activity after the cancellation reaches nobody.
+        obj.fire(IN, 1);
+        // The key is free again at once.
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 1, OUT))
+            .unwrap();
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.user_data, 1);
+        assert_eq!(got[0].0.ret_flags, KEVENT_RET_BROKEN);
+        assert_eq!(got[0].0.ret_data, ecanceled());
+        // With the events of its request.
+        assert_eq!(got[0].0.event, IN);
+        // Reported once; the new kevent is untouched.
+        assert_eq!(poll(&q, 8).got.len(), 0);
+        obj.fire(OUT, 2);
+        let got = poll(&q, 8).got;
+        assert_eq!((got.len(), got[0].0.event, got[0].0.ret_data), (1, OUT, 2));
+        assert_eq!(obj.refs(), 0);
+    }
+
+    #[test]
+    fn cancel_keeps_a_pending_completion() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        obj.fire(IN, 42);
+        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].0.ret_flags, got[0].0.ret_data),
+            (KEVENT_RET_DONE, 42)
+        );
+        assert_eq!(poll(&q, 8).got.len(), 0);
+        // A broken report pending is kept too.
+        q.as_arc_borrow().add(req_src(), &req(&obj, 2, IN)).unwrap();
+        obj.fini(EPIPE.to_errno());
+        assert_eq!(q.remove(req_src(), &req(&obj, 2, IN)), Ok(()));
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.ret_data, EPIPE.to_errno().into());
+        assert_eq!(obj.refs(), 0);
+    }
+
+    #[test]
+    fn fail_reports_the_events_and_reinstalls() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        // The object fails at IN and OUT: the kevent reports the bits it asked for.
+        // SAFETY: The storage is valid; nothing else runs on it in this test.
+        unsafe {
+            extern_source::__kevent_storage_fail(obj.storage.get(), IN | OUT, EPIPE.to_errno())
+        };
+        assert!(!obj.installed());
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].0.ret_flags, got[0].0.event),
+            (KEVENT_RET_BROKEN, IN)
+        );
+        assert_eq!(got[0].0.ret_data, EPIPE.to_errno().into());
+        assert_eq!(obj.refs(), 0);
+        // The object lives on: a new registration installs a new list.
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 2, OUT))
+            .unwrap();
+        assert!(obj.installed());
+        obj.fire(OUT, 5);
+        let got = poll(&q, 8).got;
+        assert_eq!(
+            (got.len(), got[0].0.user_data, got[0].0.ret_data),
+            (1, 2, 5)
+        );
+    }
+
+    #[test]
+    fn release_drops_cancelled_kevents() {
+        let obj = FakeObj::new();
+        {
+            let q = TestQueue::new();
+            for user_data in 1..4 {
+                q.as_arc_borrow()
+                    .add(req_src(), &req(&obj, user_data, IN))
+                    .unwrap();
+            }
+            q.remove(req_src(), &req(&obj, 1, IN)).unwrap();
+            obj.fire(IN, 1);
+            q.remove(req_src(), &req(&obj, 2, IN)).unwrap();
+            assert_eq!(q.nr_ready(), 3);
+            // Released with two cancelled kevents out of the index and one indexed, all ready.
+        }
+        assert_eq!(obj.refs(), 0);
+    }
+
+    #[test]
+    fn bad_cancel_errno_refused() {
+        static NEGATIVE: bindings::kevent_source_ops = req_ops(-1);
+        static TOO_BIG: bindings::kevent_source_ops = req_ops(bindings::MAX_ERRNO as c_int + 1);
+        static NOT_ONESHOT: bindings::kevent_source_ops = {
+            let mut ops = req_ops(bindings::ECANCELED as c_int);
+            ops.oneshot = false;
+            ops
+        };
+        for ops in [&NEGATIVE, &TOO_BIG, &NOT_ONESHOT] {
+            // SAFETY: A static table; it is refused before anything else.
+            let ret = unsafe { extern_source::kevent_register_source(ops) };
+            assert_eq!(ret, EINVAL.to_errno());
+        }
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl PollWake for PollTarget {
     fn wake(this: ArcBorrow<'_, Self>, events: u32) {
         if events & POLLFREE != 0 {
             // The file's wait queue is going away: report the kevent once as broken.
-            Kevent::notify_broken(this.kevent.as_arc_borrow(), ENODEV.to_errno().into());
+            Kevent::notify_broken(this.kevent.as_arc_borrow(), 0, ENODEV.to_errno().into());
             return;
         }
         // A waker without a key says only "something changed": let delivery find out what.

@@ -5,7 +5,8 @@
 //! # Locking
 //!
 //! * `Queue::index` (a mutex) guards the index of all kevents of the queue (an rbtree keyed by
-//!   `(type, id)`) and each kevent's `attached` (its source's side). It is held by every
+//!   [`Key`]: `(type, id)`, and `user_data` for the sources keyed by it) and each kevent's
+//!   `attached` (its source's side). It is held by every
 //!   `kevent_ctl()` command, by delivery in `kevent_get_events()` and by release: these may
 //!   sleep (allocation, `->poll`, cancelling a timer).
 //! * `Queue::ready` (an interrupt-safe spinlock) guards the ready list, its count and each
@@ -19,7 +20,12 @@
 //! Lifetime: the index owns an `Arc` to each kevent; a kevent on a storage list or on the ready
 //! list is always in the index too (it leaves the index only after it was detached from its
 //! source, under `index`), so the references the notification path drops are never the last
-//! ones, and the last reference to a queue is dropped in process context.
+//! ones, and the last reference to a queue is dropped in process context. One exception: a
+//! kevent of a source with a cancel errno ([`Source::cancel_errno`]) that `KEVENT_CTL_REMOVE` or
+//! a close removes leaves the index detached (keeping its charge), and waits on the ready list
+//! for its last delivery (its cancellation, or a completion notified before); delivery and
+//! release drop it then. No notification reaches it any more, so this does not change the rule
+//! above.
 
 use crate::{
     abi::*,
@@ -209,7 +215,7 @@ impl Queue {
     /// `KEVENT_CTL_ADD` of one kevent.
     pub(crate) fn add(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
         Self::check(src, uk)?;
-        let key = Key::of(uk);
+        let key = Key::of(uk, src);
         let req = Request::of(uk);
         let this: Arc<Queue> = self.into();
         let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
@@ -218,7 +224,7 @@ impl Queue {
         let rbtree::Entry::Vacant(slot) = index.tree.entry(key) else {
             return Err(EEXIST);
         };
-        let kevent = Kevent::new(&this, key, req, self.user.charge()?)?;
+        let kevent = Kevent::new(&this, src, key, req, self.user.charge()?)?;
         let attached = match src.attach(&kevent, uk) {
             Ok(attached) => attached,
             Err(e) => {
@@ -234,19 +240,31 @@ impl Queue {
         Ok(())
     }
 
-    /// `KEVENT_CTL_REMOVE` of one kevent.
-    pub(crate) fn remove(&self, uk: &Ukevent) -> Result {
-        let key = Key::of(uk);
+    /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`.
+    ///
+    /// A kevent of a source with a cancel errno is cancelled rather than dropped (see
+    /// [`Queue::cancel`]).
+    pub(crate) fn remove(&self, src: &dyn Source, uk: &Ukevent) -> Result {
+        let key = Key::of(uk, src);
         let mut index = self.index.lock();
         let kevent = index.tree.remove(&key).ok_or(ENOENT)?;
-        self.detach(&mut index, &kevent);
+        if kevent.cancel_errno != 0 {
+            self.cancel(&mut index, &kevent);
+        } else {
+            self.detach(&mut index, &kevent);
+        }
         Ok(())
     }
 
     /// `KEVENT_CTL_MODIFY` of one kevent: new mask, flags and cookie; re-armed.
+    ///
+    /// `EINVAL` for a source keyed by `user_data`: the new cookie would be a new key.
     pub(crate) fn modify(&self, src: &dyn Source, uk: &Ukevent) -> Result {
+        if src.keyed_by_user_data() {
+            return Err(EINVAL);
+        }
         Self::check(src, uk)?;
-        let key = Key::of(uk);
+        let key = Key::of(uk, src);
         let mut index = self.index.lock();
         let kevent = index.tree.get(&key).ok_or(ENOENT)?.clone();
         // Re-arm: detach first, so that nothing the old attachment reports is taken for the new
@@ -287,7 +305,11 @@ impl Queue {
             _ => return,
         }
         let removed = index.tree.remove(&kevent.key);
-        queue.detach(&mut index, kevent);
+        if kevent.cancel_errno != 0 {
+            queue.cancel(&mut index, kevent);
+        } else {
+            queue.detach(&mut index, kevent);
+        }
         drop(index);
         drop(removed);
     }
@@ -316,6 +338,25 @@ impl Queue {
         self.unlink(kevent);
     }
 
+    /// Cancels a kevent removed from the index (`KEVENT_CTL_REMOVE`, or the close of its
+    /// descriptor) whose source has a cancel errno: detaches it from its source, then reports it
+    /// broken with `-cancel_errno` unless a notification is already pending for it. Either way
+    /// it stays on the ready list, out of the index, until that last event is delivered (or the
+    /// queue released).
+    ///
+    /// Race-free against a notification from the source: the detach takes the kevent off its
+    /// storage under the storage's lock, so a notification either came before (and is pending,
+    /// kept) or finds the kevent gone.
+    ///
+    /// The kevent keeps its charge against the per-user limit until then, so that cancelled
+    /// kevents nobody collects cannot pile up beyond it.
+    fn cancel(&self, index: &mut Index, kevent: &Arc<Kevent>) {
+        if let Some(attached) = kevent.take_attached(index) {
+            attached.detach(kevent);
+        }
+        Kevent::notify_cancelled(kevent.as_arc_borrow(), -i64::from(kevent.cancel_errno));
+    }
+
     /// Removes every kevent: the queue file is being released.
     pub(crate) fn release_all(&self) {
         let mut index = self.index.lock();
@@ -323,6 +364,16 @@ impl Queue {
         let tree = core::mem::replace(&mut index.tree, RBTree::new());
         for (_, kevent) in tree.iter() {
             self.detach(&mut index, kevent);
+        }
+        // What is left on the ready list is cancelled kevents, out of the index and detached,
+        // whose last event nobody will collect now.
+        let mut cancelled = {
+            let mut ready = self.ready.lock();
+            ready.nr = 0;
+            core::mem::replace(&mut ready.list, List::new())
+        };
+        while let Some(kevent) = cancelled.pop_front() {
+            kevent.uncharge(&mut index);
         }
         drop(index);
         drop(tree);
@@ -443,7 +494,8 @@ impl Queue {
             }
             // What each kevent reports, staged for one copy to userspace.
             for t in batch.iter_mut() {
-                let level = t.req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0;
+                let level =
+                    t.req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0 && !t.item.oneshot;
                 let mut events = t.fired;
                 if t.broken.is_none() {
                     if let Some(a) = t.item.attached.access(&index) {
@@ -508,10 +560,24 @@ impl Queue {
                         break;
                     }
                     delivered += 1;
-                    if t.req.flags & KEVENT_REQ_ONESHOT != 0 || t.broken.is_some() {
-                        if let Some(kevent) = index.tree.remove(&t.item.key) {
-                            drop(t.item);
-                            self.detach(&mut index, &kevent);
+                    if t.req.flags & KEVENT_REQ_ONESHOT != 0 || t.item.oneshot || t.broken.is_some()
+                    {
+                        // Still in the index, unless it was cancelled: then it is detached
+                        // already, and its key may name a new kevent.
+                        let key = t.item.key;
+                        let kevent = match index.tree.find_mut(&key) {
+                            Some(e) if core::ptr::eq::<Kevent>(&**e.get(), &*t.item) => {
+                                Some(e.remove())
+                            }
+                            _ => None,
+                        };
+                        match kevent {
+                            Some(kevent) => {
+                                drop(t.item);
+                                self.detach(&mut index, &kevent);
+                            }
+                            // Cancelled: its charge was all it had left.
+                            None => t.item.uncharge(&mut index),
                         }
                         continue;
                     }

@@ -28,6 +28,28 @@ pub(crate) trait Source: Sync {
     /// wrong. Called before anything is allocated.
     fn check(&self, uk: &Ukevent) -> Result;
 
+    /// The kevent's key in its queue is `(type, id, user_data)`, not `(type, id)`: kevents may
+    /// share an `id` (requests in flight on one descriptor), and `user_data` names each.
+    /// `KEVENT_CTL_MODIFY`, which would change the key, is `EINVAL` for such a source.
+    fn keyed_by_user_data(&self) -> bool {
+        false
+    }
+
+    /// Every kevent of the source is oneshot, as if `KEVENT_REQ_ONESHOT` were set (the
+    /// delivered `req_flags` are still those of the request).
+    fn oneshot(&self) -> bool {
+        false
+    }
+
+    /// 0, or a positive errno: `KEVENT_CTL_REMOVE` and the close of the descriptor a kevent follows
+    /// do not drop the kevent silently, but detach it from its source and, unless a notification is
+    /// already pending for it, report it once as broken with `-errno` and its requested events (a
+    /// cancelled request). Either way it is removed once that event is delivered. Only for a
+    /// [`Source::oneshot`] source (the core ignores it otherwise).
+    fn cancel_errno(&self) -> i32 {
+        0
+    }
+
     /// Attaches `kevent` to the object `uk` names: registers it on the object's storage (or
     /// starts its timer, or adds its wait-queue entry). Process context, may sleep. If the
     /// object is ready at once, the source reports it with [`Kevent::notify`].

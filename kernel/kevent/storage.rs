@@ -91,12 +91,13 @@ impl Storage {
         }
     }
 
-    /// Reports every kevent registered here as broken with `errno` and empties the storage:
-    /// the source object is going away.
-    pub(crate) fn fini(&self, errno: i64) {
+    /// Reports every kevent registered here as broken with `errno`, and with `events` (those
+    /// of its request) as the events that failed, and empties the storage: the source object is
+    /// going away, or failed.
+    pub(crate) fn fini(&self, events: u32, errno: i64) {
         let mut list = self.list.lock();
         while let Some(item) = list.pop_front() {
-            Kevent::notify_broken(item.as_arc_borrow(), errno);
+            Kevent::notify_broken(item.as_arc_borrow(), events, errno);
         }
     }
 
@@ -172,13 +173,16 @@ pub(crate) unsafe fn slot_ready(st: *mut bindings::kevent_storage, events: u32, 
     storage.ready_value(events, data);
 }
 
-/// The C object whose `struct kevent_storage` is `st` dies: every kevent on it is reported once
-/// as broken with `errno` (negative), and the object's reference to the storage is dropped.
+/// The C object whose `struct kevent_storage` is `st` dies, or failed: every kevent on it is
+/// reported once as broken with `errno` (negative) and `events` (the events that failed, or 0),
+/// and the object's reference to the storage is dropped. The slot is empty afterwards: a later
+/// [`slot_ready`] reports nothing, a later [`install`] starts a new list.
 ///
 /// # Safety
 ///
-/// `st` is valid, and neither [`slot_ready`] nor [`install`] can run on it any more.
-pub(crate) unsafe fn slot_fini(st: *mut bindings::kevent_storage, errno: i64) {
+/// `st` is valid, and no [`slot_ready`], [`install`] or other [`slot_fini`] runs on it
+/// concurrently (for a dying object: none can run any more).
+pub(crate) unsafe fn slot_fini(st: *mut bindings::kevent_storage, events: u32, errno: i64) {
     // SAFETY: Per the safety requirements.
     let cur = unsafe { slot(st) }.xchg(core::ptr::null_mut(), ordering::Full);
     if cur.is_null() {
@@ -187,6 +191,6 @@ pub(crate) unsafe fn slot_fini(st: *mut bindings::kevent_storage, errno: i64) {
     // SAFETY: A non-NULL pointer comes from `Arc::into_raw` in `install`, and the exchange above
     // made us its only owner.
     let storage = unsafe { Arc::<Storage>::from_raw(cur.cast::<Storage>()) };
-    storage.fini(errno);
+    storage.fini(events, errno);
     drop(storage);
 }

@@ -79,7 +79,8 @@ fn ctl_one(queue: ArcBorrow<'_, Queue>, cmd: c_uint, uk: &Ukevent) -> Result {
         return Err(EINVAL);
     }
     match cmd {
-        KEVENT_CTL_REMOVE => queue.remove(uk),
+        // No source for the type: nothing of that type can be registered.
+        KEVENT_CTL_REMOVE => queue.remove(crate::source_of(uk.0.type_).ok_or(ENOENT)?, uk),
         _ => {
             let src = crate::source_of(uk.0.type_).ok_or(EINVAL)?;
             if cmd == KEVENT_CTL_ADD {

@@ -14,11 +14,21 @@
 //!   reference is the table's `put`;
 //! - [`Source::storage`] gives the object's [`Storage`], the `struct kevent_storage` it embeds;
 //! - [`Source::recheck`], if implemented, is the level state read at registration and at every
-//!   delivery.
+//!   delivery;
+//! - [`Source::armed`], if implemented, tells the object that the kevent is registered, so that
+//!   what it reports from then on reaches the kevent (an object that starts work of its own, such
+//!   as a request of asynchronous I/O, starts it there).
+//!
+//! Constants of the trait say how the core treats the kevents of the source: whether
+//! [`Source::get`] checks `arg` and `arg_fd` itself ([`Source::TAKES_ARGS`]), whether a kevent is
+//! named by its `user_data` too ([`Source::KEYED_BY_USER_DATA`]), whether every kevent is oneshot
+//! ([`Source::ONESHOT`]), and whether removing a kevent reports it cancelled
+//! ([`Source::CANCEL_ERRNO`]).
 //!
 //! The object notifies its kevents through its [`Storage`]: [`Storage::ready`] when it sees
 //! activity and, when it dies, [`Storage::fini`] (C objects call `kevent_storage_ready()` and
-//! `kevent_storage_fini()` of `<linux/kevent_storage.h>`).
+//! `kevent_storage_fini()` of `<linux/kevent_storage.h>`); an object that fails while it is
+//! shared reports it with [`Storage::fail`].
 //!
 //! ```ignore
 //! struct MySource;
@@ -62,8 +72,9 @@ use core::marker::PhantomData;
 /// A `struct ukevent` as a source sees it: the entry of `kevent_ctl()` being registered.
 ///
 /// The core has checked the fields common to every source before the source sees the entry:
-/// `event` is a non-zero subset of [`Source::EVENTS`], `arg` and `arg_fd` are zero, and
-/// `reserved` is zero.
+/// `event` is a non-zero subset of [`Source::EVENTS`], `req_flags` holds only the common flags
+/// and [`Source::FLAGS`], `reserved` is zero and, unless [`Source::TAKES_ARGS`], `arg` and
+/// `arg_fd` are zero.
 #[repr(transparent)]
 pub struct Ukevent(bindings::ukevent);
 
@@ -99,6 +110,18 @@ impl Ukevent {
     pub fn req_flags(&self) -> u32 {
         self.0.req_flags
     }
+
+    /// The per-type arguments, as given; zero unless the source takes arguments
+    /// ([`Source::TAKES_ARGS`]).
+    pub fn arg(&self) -> [u64; 2] {
+        self.0.arg
+    }
+
+    /// The per-type file descriptor argument, as given; zero unless the source takes arguments
+    /// ([`Source::TAKES_ARGS`]).
+    pub fn arg_fd(&self) -> u32 {
+        self.0.arg_fd
+    }
 }
 
 /// The kevents registered on one object: a `struct kevent_storage`.
@@ -120,7 +143,7 @@ pub struct Storage(Opaque<bindings::kevent_storage>);
 unsafe impl Send for Storage {}
 
 // SAFETY: `ready` may run on several threads at once; `fini`, which may not run concurrently with
-// `ready`, takes `&mut self`.
+// `ready`, takes `&mut self`, and `fail`, its shared form, is unsafe with that requirement.
 unsafe impl Sync for Storage {}
 
 impl Storage {
@@ -161,8 +184,9 @@ impl Storage {
     /// a registration installs its kevent with a full barrier, then re-checks the state.
     pub fn ready(&self, events: u32, data: i64) {
         // SAFETY: By the type invariants the storage is valid; `fini` takes `&mut self` (or, for
-        // a C object's storage, runs only once the object is dead, see `from_raw`), so it cannot
-        // run concurrently.
+        // a C object's storage, runs only once the object is dead, see `from_raw`), and the
+        // callers of `fail` guarantee that it does not run concurrently with this, so neither
+        // can run concurrently.
         unsafe { bindings::__kevent_storage_ready(self.as_raw(), events, data) }
     }
 
@@ -175,6 +199,28 @@ impl Storage {
         // `ready` and no registration (which borrows the storage through `Source::storage`) runs
         // on it.
         unsafe { bindings::__kevent_storage_fini(self.as_raw(), err.to_errno()) }
+    }
+
+    /// The object failed at `events` (a request's operation; or 0): like [`Storage::fini`], for
+    /// an object that is still shared (an `Arc`'s contents): every kevent registered on it is
+    /// reported once as broken with `err` and with the bits of `events` it requested, then
+    /// removed from its queue, and the storage is empty afterwards
+    /// (`kevent_storage_fail()`).
+    ///
+    /// Any context; never sleeps. After it, [`Storage::ready`] reports nothing (no kevent is
+    /// registered), and a new registration would start a new list.
+    ///
+    /// # Safety
+    ///
+    /// No [`Storage::ready`], no other [`Storage::fail`] and no registration of a kevent on this
+    /// storage (which goes through [`Source::storage`]) runs concurrently with this call. (The
+    /// object's reference to the list is dropped here; one of them would use it.) A source
+    /// guarantees it by reporting each object's outcome once, from one place, after
+    /// [`Source::armed`].
+    pub unsafe fn fail(&self, events: u32, err: Error) {
+        // SAFETY: By the type invariants the storage is valid; the caller guarantees that no
+        // `ready`, `fail` or registration runs concurrently, and `fini` needs `&mut self`.
+        unsafe { bindings::__kevent_storage_fail(self.as_raw(), events, err.to_errno()) }
     }
 }
 
@@ -214,6 +260,31 @@ pub trait Source {
     /// descriptor.
     const WEAK: bool = false;
 
+    /// The request flags the source accepts beyond the common ones (`KEVENT_REQ_ONESHOT`,
+    /// `KEVENT_REQ_ET`, `KEVENT_REQ_WAKEUP_ALL`); the core refuses any other with `EINVAL`.
+    const FLAGS: u32 = 0;
+
+    /// `arg` and `arg_fd` are the source's: [`Source::get`] sees them as given ([`Ukevent::arg`],
+    /// [`Ukevent::arg_fd`]) and checks them. Otherwise the core requires them to be zero.
+    const TAKES_ARGS: bool = false;
+
+    /// A kevent is named in its queue by `(type, id, user_data)`, not `(type, id)`: several
+    /// kevents of the source may share an `id`. `KEVENT_CTL_MODIFY`, which would change the
+    /// key, is `EINVAL` for them.
+    const KEYED_BY_USER_DATA: bool = false;
+
+    /// Every kevent of the source is removed after its first delivery, as if
+    /// `KEVENT_REQ_ONESHOT` were set.
+    const ONESHOT: bool = false;
+
+    /// 0, or a positive errno (below `MAX_ERRNO`): `KEVENT_CTL_REMOVE` of a kevent, and the close
+    /// of the descriptor it follows, detach it (the [`Source::Ptr`] is dropped) and, unless a
+    /// notification of the object is already pending for it, report it once as broken with
+    /// `-CANCEL_ERRNO` and its requested events; the kevent is removed once that event, or the
+    /// pending one, is delivered. With 0 they remove it silently. Only for a [`Source::ONESHOT`]
+    /// source.
+    const CANCEL_ERRNO: i32 = 0;
+
     /// The objects of this source (a socket, an inode...).
     type Object: Send + Sync;
 
@@ -238,6 +309,15 @@ pub trait Source {
     /// context, may sleep. A source without it has no level state: its events are reported as
     /// they fired.
     fn recheck(_obj: &Self::Object, _events: u32, _data: &mut i64) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The kevent `obj` was got for is registered: from now on, what the object reports through
+    /// its [`Storage`] reaches the kevent (before, it could be lost). Called once per
+    /// registration, after [`Source::recheck`], in process context, before the `kevent_ctl()`
+    /// entry completes; may sleep. An object that starts work of its own for the kevent starts
+    /// it here rather than in [`Source::get`].
+    fn armed(_obj: &Self::Object) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -310,19 +390,41 @@ impl<T: Source> SourceVTable<T> {
         T::recheck(obj, events, data)
     }
 
+    /// # Safety
+    ///
+    /// `private` is a reference returned by `get` and not yet put, for the duration of the call.
+    unsafe extern "C" fn armed(private: *mut c_void) {
+        // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
+        // call.
+        let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
+        T::armed(obj)
+    }
+
     const OPS: bindings::kevent_source_ops = {
         // The checks of `kevent_register_source()`, at compile time.
         assert!(T::TYPE != 0 && T::EVENTS != 0);
         assert!(!(T::WEAK && (T::HAS_RECHECK || T::FOLLOWS_FD)));
+        assert!(T::CANCEL_ERRNO >= 0 && T::CANCEL_ERRNO <= bindings::MAX_ERRNO as i32);
+        assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
         bindings::kevent_source_ops {
             type_: T::TYPE,
             events: T::EVENTS,
+            flags: T::FLAGS,
             follows_fd: T::FOLLOWS_FD,
             weak: T::WEAK,
+            takes_args: T::TAKES_ARGS,
+            keyed_by_user_data: T::KEYED_BY_USER_DATA,
+            oneshot: T::ONESHOT,
+            cancel_errno: T::CANCEL_ERRNO,
             get: Some(Self::get),
             put: Some(Self::put),
             recheck: if T::HAS_RECHECK {
                 Some(Self::recheck)
+            } else {
+                None
+            },
+            armed: if T::HAS_ARMED {
+                Some(Self::armed)
             } else {
                 None
             },

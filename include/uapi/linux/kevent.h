@@ -4,9 +4,9 @@
  *
  * One queue (a kevent file descriptor, made by KEVENT_CTL_INIT) holds
  * interests ("kevents") in events from many sources: timers, pollable
- * files, sockets and inodes (directory entries created and removed);
- * network AIO requests (a type reserved below) are not implemented yet and
- * are rejected with EINVAL. kevent_ctl() adds, modifies and removes kevents
+ * files, sockets, inodes (directory entries created and removed) and
+ * network AIO requests (send, receive and sendfile on a socket, each
+ * completed by one event). kevent_ctl() adds, modifies and removes kevents
  * in batches; kevent_get_events() collects ready ones.
  *
  * Every field is fixed width and the layout is the same for 32- and 64-bit
@@ -61,11 +61,38 @@
 #define KEVENT_INODE_CREATE	0x1	/* an entry was created in the directory */
 #define KEVENT_INODE_REMOVE	0x2	/* an entry was removed, or the inode itself */
 
+/*
+ * KEVENT_TYPE_AIO events: the operation of one request, exactly one bit.
+ * id is the socket's file descriptor; a request is named by (type, id,
+ * user_data), so that many can be in flight on one socket (a duplicate is
+ * EEXIST; KEVENT_CTL_MODIFY is EINVAL). Requests on one socket run in
+ * submission order in each direction (send and sendfile; receive). Every
+ * request is oneshot: it completes with one event, KEVENT_RET_DONE with the
+ * number of bytes transferred in ret_data, or KEVENT_RET_BROKEN with -errno.
+ * KEVENT_CTL_REMOVE of a request not completed yet, or closing id, cancels
+ * it: it is reported once, KEVENT_RET_BROKEN with -ECANCELED (bytes it moved
+ * are not reported).
+ *
+ * SEND, RECV: arg[0] is the buffer's address, arg[1] its length
+ *	(1..MAX_RW_COUNT), arg_fd 0. The buffer is pinned at submission; a bad
+ *	one completes the request at once with -EFAULT. SEND completes when
+ *	every byte is queued; RECV when data arrived (ret_data > 0) or at end
+ *	of file (0), and with KEVENT_REQ_AIO_WAITALL only when the buffer is
+ *	full or at end of file.
+ * SENDFILE: arg_fd is a regular file open for reading, arg[0] the offset
+ *	to read from, arg[1] the count (1..MAX_RW_COUNT); ret_data is the count,
+ *	or less if the file ended first (0 if arg[0] is at or past its end).
+ */
+#define KEVENT_AIO_SEND		0x1	/* send a buffer */
+#define KEVENT_AIO_RECV		0x2	/* receive into a buffer */
+#define KEVENT_AIO_SENDFILE	0x4	/* send part of a file */
+
 /* Request flags (ukevent.req_flags). */
 #define KEVENT_REQ_ONESHOT	0x01	/* removed after its first delivery */
 #define KEVENT_REQ_ET		0x02	/* edge triggered: once per new activity */
 #define KEVENT_REQ_WAKEUP_ALL	0x04	/* wake every waiter, not just one */
 #define KEVENT_REQ_ABSTIME	0x08	/* timer: arg[0] is a CLOCK_MONOTONIC deadline */
+#define KEVENT_REQ_AIO_WAITALL	0x10	/* AIO RECV: fill the whole buffer (or EOF) */
 
 /* Return flags (ukevent.ret_flags), written by the kernel. */
 #define KEVENT_RET_DONE		0x01	/* ctl: entry took effect; event delivered */
@@ -80,8 +107,8 @@
  * @event:	requested event mask; on delivery, the events that fired
  * @req_flags:	KEVENT_REQ_*
  * @ret_flags:	KEVENT_RET_*, written by the kernel
- * @ret_data:	result: a count (timer expirations), an inode number
- *		(inode) or a -errno
+ * @ret_data:	result: a count (timer expirations, AIO bytes transferred),
+ *		an inode number (inode) or a -errno
  * @arg:	per-type arguments (timer: arg[0] expiry in ns, relative or
  *		absolute, arg[1] period in ns or 0; AIO: buffer address and
  *		length, or file offset and count for sendfile); zero otherwise

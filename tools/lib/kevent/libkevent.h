@@ -18,6 +18,16 @@
  *		... kevent_result(&uk[i]) is 0 or -errno for each entry ...
  *	n = kevent_wait(kfd, ev, 1, 8, -1);
  *
+ * Network AIO requests (KEVENT_TYPE_AIO) are submitted the same way, or one
+ * at a time with aio_send(), aio_recv() and aio_sendfile(); each completes
+ * with one event whose ret_data is the byte count or -errno
+ * (kevent_aio_result()):
+ *
+ *	if (aio_recv(kfd, sock, buf, sizeof(buf), 0, 7))
+ *		... errno tells why the request was refused ...
+ *	n = kevent_wait(kfd, ev, 1, 8, 1000);
+ *	... ev[0].user_data == 7, kevent_aio_result(&ev[0]) bytes or -errno ...
+ *
  * syscall() needs _DEFAULT_SOURCE (or _GNU_SOURCE) defined before the first
  * #include of a libc header.
  *
@@ -50,6 +60,23 @@ extern "C" {
 #endif
 #ifndef __NR_kevent_get_events
 #define __NR_kevent_get_events 474
+#endif
+
+/*
+ * Network AIO (KEVENT_TYPE_AIO), for a <linux/kevent.h> older than it. The
+ * values are the ABI's; a current header defines them all.
+ */
+#ifndef KEVENT_AIO_SEND
+#define KEVENT_AIO_SEND		0x1
+#endif
+#ifndef KEVENT_AIO_RECV
+#define KEVENT_AIO_RECV		0x2
+#endif
+#ifndef KEVENT_AIO_SENDFILE
+#define KEVENT_AIO_SENDFILE	0x4
+#endif
+#ifndef KEVENT_REQ_AIO_WAITALL
+#define KEVENT_REQ_AIO_WAITALL	0x10
 #endif
 
 /**
@@ -146,11 +173,13 @@ static inline int kevent_modify(int fd, struct ukevent *uk, unsigned int n)
  * kevent_remove() - remove kevents
  * @fd:		the queue
  * @uk:		@n entries, each naming a kevent by (type, id), for example
- *		prepared with kevent_prep_key()
+ *		prepared with kevent_prep_key(); an AIO request by (type, id,
+ *		user_data), prepared with kevent_prep_aio_key()
  * @n:		the number of entries, at most %KEVENT_CTL_MAX_BATCH
  *
  * One kevent_ctl(%KEVENT_CTL_REMOVE) call. Per-entry results as for
- * kevent_add(); an entry naming no kevent fails with %ENOENT.
+ * kevent_add(); an entry naming no kevent fails with %ENOENT. Removing an
+ * AIO request that has not completed cancels it: see kevent_aio_cancel().
  *
  * Return: the number of entries that took effect; -1 with errno set if the
  * call failed as a whole.
@@ -316,7 +345,8 @@ static inline void kevent_prep_inode(struct ukevent *uk, int fd,
  * @type:	%KEVENT_TYPE_*
  * @id:		the kevent's id: the timer id or the file descriptor
  *
- * For kevent_remove(), which looks only at the type and id.
+ * For kevent_remove(), which looks only at the type and id (and, for
+ * %KEVENT_TYPE_AIO, at user_data: use kevent_prep_aio_key()).
  */
 static inline void kevent_prep_key(struct ukevent *uk, __u32 type, __u64 id)
 {
@@ -331,7 +361,8 @@ static inline void kevent_prep_key(struct ukevent *uk, __u32 type, __u64 id)
  * @req_flags:	%KEVENT_REQ_ONESHOT, %KEVENT_REQ_ET, %KEVENT_REQ_WAKEUP_ALL
  *
  * ORs @req_flags into the entry's flags, so that %KEVENT_REQ_ABSTIME set by
- * kevent_prep_timer_abs() stays.
+ * kevent_prep_timer_abs() and %KEVENT_REQ_AIO_WAITALL set by
+ * kevent_prep_aio_recv() stay.
  */
 static inline void kevent_set_flags(struct ukevent *uk, __u32 req_flags)
 {
@@ -357,6 +388,253 @@ static inline int kevent_result(const struct ukevent *uk)
 	if (uk->ret_flags & KEVENT_RET_DONE)
 		return 0;
 	return -EINVAL;
+}
+
+/*
+ * Network AIO (%KEVENT_TYPE_AIO). A request is a kevent named by (type,
+ * socket descriptor, user_data), so a socket may have many in flight; it is
+ * always oneshot and completes with exactly one event: %KEVENT_RET_DONE with
+ * the op bit in event and the byte count in ret_data, or %KEVENT_RET_BROKEN
+ * with -errno (-%ECANCELED if it was removed or its socket descriptor
+ * closed before it completed). Requests on one socket run in submission
+ * order, per direction. Closing the queue (its last descriptor) frees the
+ * requests in flight without reporting them.
+ *
+ * The buffer of a send or receive is pinned at submission and used by the
+ * kernel until the request ends: until its event has been collected, or a
+ * kevent_remove() (kevent_aio_cancel()) or close() of the socket descriptor
+ * that cancelled it returned, or the queue was released. Meanwhile the
+ * buffer of a receive must not be read or written, nor that of a send
+ * written, and neither may be freed for reuse. A bad address is not
+ * refused by kevent_ctl(): the request completes at once, broken with
+ * -%EFAULT. See Documentation/kevent.rst, "Network AIO".
+ */
+
+/* Largest length or count of one AIO request (the kernel's MAX_RW_COUNT). */
+#ifndef KEVENT_AIO_LEN_MAX
+#define KEVENT_AIO_LEN_MAX	0x7ffff000UL
+#endif
+
+/**
+ * kevent_prep_aio_send() - prepare a network AIO send
+ * @uk:		the entry, zeroed first
+ * @sockfd:	the socket (a connected stream socket), below 2^31
+ * @buf:	the data, @len bytes, not to be written until the request
+ *		ended
+ * @len:	1 to %KEVENT_AIO_LEN_MAX bytes (anything else is %EINVAL)
+ * @user_data:	names the request among those on @sockfd in this queue
+ *		(a duplicate is %EEXIST) and is returned with its event
+ *
+ * Completes once all @len bytes are sent (ret_data = @len), or fails with
+ * -errno (-%EPIPE, -%ECONNRESET, -%EFAULT, ...).
+ */
+static inline void kevent_prep_aio_send(struct ukevent *uk, int sockfd,
+					const void *buf, size_t len,
+					__u64 user_data)
+{
+	__kevent_prep_fd(uk, KEVENT_TYPE_AIO, sockfd, KEVENT_AIO_SEND,
+			 user_data);
+	uk->arg[0] = (__u64)(unsigned long)buf;
+	uk->arg[1] = (__u64)len;
+}
+
+/**
+ * kevent_prep_aio_recv() - prepare a network AIO receive
+ * @uk:		the entry, zeroed first
+ * @sockfd:	the socket, below 2^31
+ * @buf:	receives the data, @len bytes; not to be touched until the
+ *		request ended
+ * @len:	1 to %KEVENT_AIO_LEN_MAX bytes (anything else is %EINVAL)
+ * @flags:	0, or %KEVENT_REQ_AIO_WAITALL to complete only when @len bytes
+ *		arrived (or at end of file, or on error); receives only
+ * @user_data:	names the request among those on @sockfd in this queue
+ *		(a duplicate is %EEXIST) and is returned with its event
+ *
+ * Completes with ret_data = the bytes received: more than 0 as soon as data
+ * arrived (at most 128 KiB on a stream socket; all @len with
+ * %KEVENT_REQ_AIO_WAITALL, unless end of file came first), 0 at end of
+ * file; or fails with -errno.
+ */
+static inline void kevent_prep_aio_recv(struct ukevent *uk, int sockfd,
+					void *buf, size_t len,
+					unsigned int flags, __u64 user_data)
+{
+	__kevent_prep_fd(uk, KEVENT_TYPE_AIO, sockfd, KEVENT_AIO_RECV,
+			 user_data);
+	uk->req_flags = flags;
+	uk->arg[0] = (__u64)(unsigned long)buf;
+	uk->arg[1] = (__u64)len;
+}
+
+/**
+ * kevent_prep_aio_sendfile() - prepare a network AIO sendfile
+ * @uk:		the entry, zeroed first
+ * @sockfd:	the socket, below 2^31
+ * @filefd:	the source, a regular file open for reading (else %EINVAL,
+ *		or %EBADF if not open for reading)
+ * @offset:	where to start in @filefd (negative, or a range past 2^63 - 1,
+ *		is %EINVAL); the file position is neither used nor changed
+ * @count:	1 to %KEVENT_AIO_LEN_MAX bytes (anything else is %EINVAL)
+ * @user_data:	names the request among those on @sockfd in this queue
+ *		(a duplicate is %EEXIST) and is returned with its event
+ *
+ * Completes with ret_data = the bytes sent: @count, fewer if the file ends
+ * first, 0 if @offset is at or past its end; or fails with -errno. No user
+ * memory is involved.
+ */
+static inline void kevent_prep_aio_sendfile(struct ukevent *uk, int sockfd,
+					    int filefd, off_t offset,
+					    size_t count, __u64 user_data)
+{
+	__kevent_prep_fd(uk, KEVENT_TYPE_AIO, sockfd, KEVENT_AIO_SENDFILE,
+			 user_data);
+	uk->arg[0] = (__u64)offset;
+	uk->arg[1] = (__u64)count;
+	uk->arg_fd = (__u32)filefd;
+}
+
+/**
+ * kevent_prep_aio_key() - prepare an entry that names an AIO request
+ * @uk:		the entry, zeroed first
+ * @sockfd:	the request's socket descriptor
+ * @user_data:	the request's user_data
+ *
+ * For kevent_remove(): an AIO request is named by (type, id, user_data).
+ */
+static inline void kevent_prep_aio_key(struct ukevent *uk, int sockfd,
+				       __u64 user_data)
+{
+	kevent_prep_key(uk, KEVENT_TYPE_AIO, (__u64)(unsigned int)sockfd);
+	uk->user_data = user_data;
+}
+
+/**
+ * kevent_aio_result() - the result of a delivered AIO event
+ * @ev:		an event of a %KEVENT_TYPE_AIO request
+ *
+ * Return: the byte count of a completed request (%KEVENT_RET_DONE, 0 or
+ * more), or -errno if it failed or was cancelled (%KEVENT_RET_BROKEN;
+ * -%EINVAL if the event carries neither flag or no valid -errno).
+ */
+static inline __s64 kevent_aio_result(const struct ukevent *ev)
+{
+	if (ev->ret_flags & KEVENT_RET_BROKEN)
+		return kevent_result(ev);
+	if ((ev->ret_flags & KEVENT_RET_DONE) && ev->ret_data >= 0)
+		return ev->ret_data;
+	return -EINVAL;
+}
+
+/*
+ * One kevent_ctl() call on one entry: 0 if it took effect, else -1 with
+ * errno set to the call's error or the entry's own.
+ */
+static inline int __kevent_ctl_one(int fd, unsigned int cmd,
+				   struct ukevent *uk)
+{
+	int ret = kevent_ctl(fd, cmd, 1, uk);
+
+	if (ret < 0)
+		return -1;
+	if (ret == 1)
+		return 0;
+	errno = -kevent_result(uk);
+	return -1;
+}
+
+/**
+ * aio_send() - submit one network AIO send
+ * @kfd:	the queue
+ * @sockfd:	the socket
+ * @buf:	the data, @len bytes
+ * @len:	1 to %KEVENT_AIO_LEN_MAX bytes
+ * @user_data:	names the request (unique per socket and queue)
+ *
+ * One kevent_ctl(%KEVENT_CTL_ADD) call, as kevent_prep_aio_send() and
+ * kevent_add() would make it. @buf must not be written or freed until the
+ * request ended (see above).
+ *
+ * Return: 0 if the request was submitted (its result comes as an event);
+ * -1 with errno set to the call's error or the entry's own (%EINVAL,
+ * %EBADF, %ENOTSOCK, %EEXIST, ...) if it was not.
+ */
+static inline int aio_send(int kfd, int sockfd, const void *buf, size_t len,
+			   __u64 user_data)
+{
+	struct ukevent uk;
+
+	kevent_prep_aio_send(&uk, sockfd, buf, len, user_data);
+	return __kevent_ctl_one(kfd, KEVENT_CTL_ADD, &uk);
+}
+
+/**
+ * aio_recv() - submit one network AIO receive
+ * @kfd:	the queue
+ * @sockfd:	the socket
+ * @buf:	receives the data, @len bytes
+ * @len:	1 to %KEVENT_AIO_LEN_MAX bytes
+ * @flags:	0 or %KEVENT_REQ_AIO_WAITALL
+ * @user_data:	names the request (unique per socket and queue)
+ *
+ * One kevent_ctl(%KEVENT_CTL_ADD) call, as kevent_prep_aio_recv() and
+ * kevent_add() would make it. @buf must not be touched or freed until the
+ * request ended (see above).
+ *
+ * Return: as for aio_send().
+ */
+static inline int aio_recv(int kfd, int sockfd, void *buf, size_t len,
+			   unsigned int flags, __u64 user_data)
+{
+	struct ukevent uk;
+
+	kevent_prep_aio_recv(&uk, sockfd, buf, len, flags, user_data);
+	return __kevent_ctl_one(kfd, KEVENT_CTL_ADD, &uk);
+}
+
+/**
+ * aio_sendfile() - submit one network AIO sendfile
+ * @kfd:	the queue
+ * @sockfd:	the socket
+ * @filefd:	the source, a regular file
+ * @offset:	where to start in @filefd, not negative
+ * @count:	1 to %KEVENT_AIO_LEN_MAX bytes
+ * @user_data:	names the request (unique per socket and queue)
+ *
+ * One kevent_ctl(%KEVENT_CTL_ADD) call.
+ *
+ * Return: as for aio_send().
+ */
+static inline int aio_sendfile(int kfd, int sockfd, int filefd, off_t offset,
+			       size_t count, __u64 user_data)
+{
+	struct ukevent uk;
+
+	kevent_prep_aio_sendfile(&uk, sockfd, filefd, offset, count,
+				 user_data);
+	return __kevent_ctl_one(kfd, KEVENT_CTL_ADD, &uk);
+}
+
+/**
+ * kevent_aio_cancel() - cancel one network AIO request
+ * @kfd:	the queue
+ * @sockfd:	the request's socket descriptor
+ * @user_data:	the request's user_data
+ *
+ * One kevent_ctl(%KEVENT_CTL_REMOVE) call. A request that has not
+ * completed is cancelled: its event is delivered once, broken with
+ * -%ECANCELED. A request that completed before keeps its completion. Either
+ * way, once this returns 0 the kernel no longer uses the request's buffer.
+ * (Not aio_cancel(): POSIX <aio.h> has that name.)
+ *
+ * Return: 0 if the entry took effect; -1 with errno set otherwise (%ENOENT:
+ * no such request: its event was collected, or it was cancelled already).
+ */
+static inline int kevent_aio_cancel(int kfd, int sockfd, __u64 user_data)
+{
+	struct ukevent uk;
+
+	kevent_prep_aio_key(&uk, sockfd, user_data);
+	return __kevent_ctl_one(kfd, KEVENT_CTL_REMOVE, &uk);
 }
 
 #ifdef __cplusplus

@@ -4,16 +4,23 @@
 //!
 //! ```text
 //! kevent-bench [--quick] [--runs N] [--only TEXT] [--echo-cpus same|split|any]
-//!              [chain] [timers] [churn] [echo] [scale] [stream]
+//!              [chain] [timers] [churn] [echo] [scale] [stream] [aio]
 //! ```
+//!
+//! The cases: `chain` (libevent's bench), `timers`, `churn` (registration),
+//! `echo` (TCP echo server), `scale` (idle connections), `stream` (socket
+//! paths with no event mechanism) and `aio` (network AIO: loopback
+//! throughput and CPU per byte of kevent AIO send/recv against blocking
+//! I/O, epoll and io_uring, and of AIO sendfile against `sendfile(2)`).
 //!
 //! Progress goes to stderr; the results, one Markdown table per case, go to
 //! stdout between the lines `KEVENT-BENCH-BEGIN` and `KEVENT-BENCH-END`,
 //! printed at the end in one piece. Mechanisms whose system calls are
-//! missing (kevent on a kernel without it, its socket source, io_uring when
-//! disabled) are reported as "n/a (...)" rows; a run that fails its checks
-//! is reported as "FAILED: reason", never as a number.
+//! missing (kevent on a kernel without it, its socket or AIO source,
+//! io_uring when disabled) are reported as "n/a (...)" rows; a run that
+//! fails its checks is reported as "FAILED: reason", never as a number.
 
+mod aio;
 mod chain;
 mod churn;
 mod echo;
@@ -37,6 +44,7 @@ pub enum Need {
     Nothing,
     Kevent,
     KeventSocket,
+    KeventAio,
     Uring,
 }
 
@@ -61,6 +69,7 @@ pub struct Env {
     pub only: Option<String>,
     pub kevent: Result<(), String>,
     pub kevent_socket: Result<(), String>,
+    pub kevent_aio: Result<(), String>,
     pub uring: Result<String, String>,
 }
 
@@ -71,6 +80,7 @@ impl Env {
             Need::Nothing => None,
             Need::Kevent => self.kevent.clone().err(),
             Need::KeventSocket => self.kevent.clone().and(self.kevent_socket.clone()).err(),
+            Need::KeventAio => self.kevent.clone().and(self.kevent_aio.clone()).err(),
             Need::Uring => self.uring.clone().err(),
         }
     }
@@ -103,7 +113,7 @@ impl Env {
     }
 }
 
-const CASES: [&str; 6] = ["chain", "timers", "churn", "echo", "scale", "stream"];
+const CASES: [&str; 7] = ["chain", "timers", "churn", "echo", "scale", "stream", "aio"];
 
 fn usage(code: i32) -> ! {
     eprintln!(
@@ -111,16 +121,33 @@ fn usage(code: i32) -> ! {
          \x20 --quick      smaller sizes, 3 runs (unless --runs)\n\
          \x20 --runs N     runs per measurement (default 9)\n\
          \x20 --only TEXT  only mechanisms whose name contains TEXT (_ = space)\n\
-         \x20 --echo-cpus  echo client and server (stream: sender and receiver) on\n\
+         \x20 --echo-cpus  echo client and server (stream, aio: sender and receiver) on\n\
          \x20              CPU 0 (same, default), on CPUs 0 and 1 (split), or unbound (any)\n\
-         \x20 cases        any of the names above; default all",
+         \x20 cases        any of the names above; default all:\n\
+         \x20   chain      libevent's bench: readiness passed along socket pairs\n\
+         \x20   timers     timer expiry and re-arming\n\
+         \x20   churn      registration and removal\n\
+         \x20   echo       TCP echo server over 127.0.0.1\n\
+         \x20   scale      many idle connections\n\
+         \x20   stream     blocking stream throughput, no event mechanism\n\
+         \x20   aio        network AIO over loopback, 4 KiB to 1 MiB messages: kevent\n\
+         \x20              AIO vs blocking, epoll and io_uring (MB/s, CPU per MiB);\n\
+         \x20              AIO sendfile vs sendfile(2)",
         CASES.join("|")
     );
     std::process::exit(code);
 }
 
-/// kevent: are the system calls there, and is the socket source?
-fn probe_kevent() -> (Result<(), String>, Result<(), String>) {
+/// A byte that AIO probes send: static and never written, so that lending
+/// it to the kernel is always sound.
+static PROBE_BYTE: [u8; 1] = [0x6b];
+
+/// The results of [`probe_kevent`]: the system calls, the socket source,
+/// the AIO source.
+type KeventProbe = (Result<(), String>, Result<(), String>, Result<(), String>);
+
+/// kevent: are the system calls there, and are the socket and AIO sources?
+fn probe_kevent() -> KeventProbe {
     let q = match Queue::new() {
         Ok(q) => q,
         Err(e) => {
@@ -129,7 +156,7 @@ fn probe_kevent() -> (Result<(), String>, Result<(), String>) {
             } else {
                 format!("kevent: {e}")
             };
-            return (Err(why.clone()), Err(why));
+            return (Err(why.clone()), Err(why.clone()), Err(why));
         }
     };
     let socket = match sys::socketpair() {
@@ -143,7 +170,22 @@ fn probe_kevent() -> (Result<(), String>, Result<(), String>) {
             }
         }
     };
-    (Ok(()), socket)
+    // A one-byte send on a socket pair: EINVAL if the kernel has no AIO
+    // source. The request may still run when the queue and the sockets are
+    // closed below, which cancels it; the byte is static.
+    let aio = match sys::socketpair() {
+        Err(e) => Err(format!("socketpair: {e}")),
+        Ok((a, _b)) => {
+            // SAFETY: PROBE_BYTE is static and never written.
+            let req = unsafe { Request::aio_send(a.as_fd(), &PROBE_BYTE, 1) };
+            match q.add_one(req) {
+                Ok(()) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err("no AIO source".into()),
+                Err(e) => Err(format!("AIO source: {e}")),
+            }
+        }
+    };
+    (Ok(()), socket, aio)
 }
 
 fn probe_uring() -> Result<String, String> {
@@ -226,7 +268,7 @@ fn main() {
             notes.push(n);
         }
     }
-    let (kev, kev_sock) = probe_kevent();
+    let (kev, kev_sock, kev_aio) = probe_kevent();
     let env = Env {
         quick,
         runs,
@@ -234,6 +276,7 @@ fn main() {
         only,
         kevent: kev,
         kevent_socket: kev_sock,
+        kevent_aio: kev_aio,
         uring: probe_uring(),
     };
     let (release, version, machine) = sys::uname();
@@ -243,7 +286,7 @@ fn main() {
         Err(e) => format!("n/a ({e})"),
     };
     let kev_line = format!(
-        "{}; socket source: {}",
+        "{}; socket source: {}; AIO source: {}",
         show(
             &env.kevent
                 .clone()
@@ -253,6 +296,11 @@ fn main() {
             &env.kevent_socket
                 .clone()
                 .map(|_| "KEVENT_TYPE_SOCKET".to_string())
+        ),
+        show(
+            &env.kevent_aio
+                .clone()
+                .map(|_| "KEVENT_TYPE_AIO".to_string())
         )
     );
     eprintln!(
@@ -274,6 +322,7 @@ fn main() {
             "echo" => echo::run(&env),
             "scale" => scale::run(&env),
             "stream" => stream::run(&env),
+            "aio" => aio::run(&env),
             _ => unreachable!(),
         }));
         match r {

@@ -114,7 +114,7 @@ fn owned(ret: i32) -> io::Result<OwnedFd> {
     }
 }
 
-fn setsockopt<T>(fd: RawFd, level: i32, opt: i32, v: &T) -> io::Result<()> {
+pub(crate) fn setsockopt<T>(fd: RawFd, level: i32, opt: i32, v: &T) -> io::Result<()> {
     // SAFETY: `v` is valid for reads of `size_of::<T>()` bytes.
     let r = unsafe {
         libc::setsockopt(
@@ -135,7 +135,7 @@ fn setsockopt<T>(fd: RawFd, level: i32, opt: i32, v: &T) -> io::Result<()> {
 /// A blocking TCP connection over 127.0.0.1: (connecting end, accepted
 /// end). A new listener each time, on a port the kernel picks, with
 /// `SO_REUSEADDR`; `TCP_NODELAY` is left off.
-fn tcp_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn tcp_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: no pointers.
     let l =
         owned(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
@@ -183,7 +183,7 @@ fn tcp_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// A blocking `AF_UNIX` `SOCK_STREAM` pair.
-fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for two descriptors.
     let r = unsafe {

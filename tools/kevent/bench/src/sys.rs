@@ -72,6 +72,34 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
 }
 
+/// `send(2)` with `flags`.
+#[inline]
+pub fn send(fd: RawFd, buf: &[u8], flags: i32) -> io::Result<usize> {
+    count();
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+    cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
+}
+
+/// `recv(2)` with `flags`.
+#[inline]
+pub fn recv(fd: RawFd, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+    count();
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
+}
+
+/// `sendfile(2)` of `len` bytes of `file` from `*offset` to `sock`; the
+/// kernel advances `*offset` by the bytes sent.
+#[inline]
+pub fn sendfile(sock: RawFd, file: RawFd, offset: &mut u64, len: usize) -> io::Result<usize> {
+    count();
+    let mut off = *offset as libc::off_t;
+    // SAFETY: `off` is a valid, writable off_t for the call.
+    let r = cvt(unsafe { libc::sendfile(sock, file, &mut off, len) });
+    *offset = off as u64;
+    r
+}
+
 #[inline]
 fn is_eintr<T>(r: &io::Result<T>) -> bool {
     matches!(r, Err(e) if e.raw_os_error() == Some(libc::EINTR))
@@ -486,6 +514,44 @@ pub fn cpus() -> usize {
 /// timer deadlines and `TFD_TIMER_ABSTIME`). A vDSO call, not counted.
 pub fn mono_now() -> Duration {
     kevent::monotonic_now().unwrap_or_default()
+}
+
+/// The CPU time (user + system) of the whole process so far, all threads
+/// (`getrusage(RUSAGE_SELF)`, microsecond resolution).
+pub fn process_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is valid.
+    let mut ru: libc::rusage = unsafe { mem::zeroed() };
+    // SAFETY: `ru` is writable.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } < 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The busy time of all CPUs so far: the user, nice, system, irq, softirq
+/// and steal columns of the `cpu` line of `/proc/stat`, which counts in
+/// `USER_HZ` ticks (sampled at the scheduler tick); `None` if it cannot be
+/// read.
+pub fn cpus_busy() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| f.get(i).copied().unwrap_or(0))
+        .sum();
+    // SAFETY: no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Some(Duration::from_nanos(
+        busy.saturating_mul(1_000_000_000) / hz,
+    ))
 }
 
 static URING_DEFER: AtomicBool = AtomicBool::new(false);

@@ -2,8 +2,9 @@
 
 //! Userspace bindings for kevent, the Linux generic kernel event queue.
 //!
-//! kevent gives a process one queue for events from many sources (today:
-//! high-resolution timers and any pollable file) through two system calls:
+//! kevent gives a process one queue for events from many sources
+//! (high-resolution timers, any pollable file, sockets, inodes) and for the
+//! completions of network AIO requests, through two system calls:
 //! `kevent_ctl()` makes a queue and adds, modifies and removes kevents in
 //! batches; `kevent_get_events()` collects ready events. See
 //! `Documentation/kevent.rst` in the kernel tree for the semantics of every
@@ -78,6 +79,82 @@
 //! }
 //! ```
 //!
+//! # Network AIO
+//!
+//! [`Request::aio_send`], [`Request::aio_recv`] and [`Request::aio_sendfile`]
+//! build asynchronous socket requests, submitted like any other entry with
+//! [`Queue::add`] or [`Queue::add_one`]. A request is named by its socket's
+//! descriptor and its `user_data` (many may be in flight on one socket, in
+//! submission order per direction), is always oneshot, and completes with
+//! exactly one event: [`Event::result`] is the number of bytes transferred,
+//! or the error (`ECANCELED` if it was cancelled with [`Queue::remove_aio`]
+//! or its socket descriptor was closed before it completed).
+//!
+//! ```no_run
+//! use std::os::fd::AsFd;
+//! use std::os::unix::net::UnixStream;
+//! use std::time::Duration;
+//!
+//! use kevent::{Events, Queue, Request};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let queue = Queue::new()?;
+//!     let (a, b) = UnixStream::pair()?;
+//!     let out = b"hello".to_vec();
+//!     let mut input = vec![0u8; 5];
+//!     // SAFETY: neither buffer is touched, moved out of or dropped while the
+//!     // kernel may use it: until every submitted request's event has been
+//!     // collected below; on an early return they are leaked.
+//!     let mut batch = unsafe {
+//!         [
+//!             Request::aio_recv(b.as_fd(), &mut input, true, 1),
+//!             Request::aio_send(a.as_fd(), &out, 2),
+//!         ]
+//!     };
+//!     // Each entry that took effect completes with exactly one event.
+//!     let mut pending = queue.add(&mut batch)?;
+//!     let mut events = Events::with_capacity(2);
+//!     while pending > 0 {
+//!         let n = queue.wait(&mut events, 1, Some(Duration::from_secs(5)));
+//!         if !matches!(n, Ok(1..)) {
+//!             // Still lent to the kernel: never give the memory back.
+//!             std::mem::forget((out, input));
+//!             return Err(n.err().unwrap_or(std::io::ErrorKind::TimedOut.into()));
+//!         }
+//!         for ev in &events {
+//!             println!("request {}: {:?}", ev.user_data(), ev.result());
+//!             pending -= 1;
+//!         }
+//!     }
+//!     assert_eq!(&input, b"hello");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Why sending and receiving are `unsafe`
+//!
+//! The kernel reads (send) or writes (receive) the caller's buffer after
+//! [`Queue::add`] has returned, until the request ends (its event is
+//! collected, or a `REMOVE` or the close of its socket cancels it), so the
+//! buffer must outlive the request in the kernel. The borrow checker cannot
+//! see that end: a guard that held the borrow until completion would end it
+//! early if leaked (`mem::forget` is safe), the completion may be collected
+//! by another thread or process sharing the queue, or never (a queue lives
+//! while any descriptor of it is open), and nothing tells a delivered
+//! [`Event`] from one built with [`Event::from_raw`]. A safe API would have
+//! to take ownership of the buffers and keep them in the queue, which this
+//! crate does not do (one method, one system call, no state). So
+//! [`Request::aio_send`] and [`Request::aio_recv`] are `unsafe fn`s whose
+//! contract is that the memory stays lent until the request ends; the rest
+//! of the public API stays safe:
+//!
+//! - [`Request::aio_sendfile`] involves no user memory and is safe;
+//! - [`Request::from_raw`] clears the arguments of an AIO entry that would
+//!   name memory (any but sendfile), so that the kernel refuses it with
+//!   `EINVAL`: hand-built send and receive entries need
+//!   [`Request::from_raw_unchecked`], which is `unsafe` with the same
+//!   contract.
+//!
 //! # The raw ABI
 //!
 //! [`sys`] mirrors `include/uapi/linux/kevent.h` ([`sys::Ukevent`] and every
@@ -126,6 +203,17 @@ pub const SOCKET_ERR: u32 = sys::KEVENT_SOCKET_ERR;
 pub const INODE_CREATE: u32 = sys::KEVENT_INODE_CREATE;
 /// Inode event: an entry was removed (`KEVENT_INODE_REMOVE`).
 pub const INODE_REMOVE: u32 = sys::KEVENT_INODE_REMOVE;
+/// AIO event: a send completed (`KEVENT_AIO_SEND`).
+pub const AIO_SEND: u32 = sys::KEVENT_AIO_SEND;
+/// AIO event: a receive completed (`KEVENT_AIO_RECV`).
+pub const AIO_RECV: u32 = sys::KEVENT_AIO_RECV;
+/// AIO event: a sendfile completed (`KEVENT_AIO_SENDFILE`).
+pub const AIO_SENDFILE: u32 = sys::KEVENT_AIO_SENDFILE;
+
+/// The largest length (or sendfile count) of one AIO request, 0x7fff_f000
+/// bytes (the kernel's `MAX_RW_COUNT`); a longer one fails with `EINVAL`,
+/// as does a length of 0.
+pub const AIO_MAX_LEN: usize = 0x7fff_f000;
 
 /// The events of poll kevents: the `EPOLL*` bits of `<linux/eventpoll.h>`.
 ///
@@ -166,11 +254,13 @@ pub enum Kind {
     Timer = sys::KEVENT_TYPE_TIMER,
     /// `->poll` readiness of a file (`KEVENT_TYPE_POLL`); the id is the fd.
     Poll = sys::KEVENT_TYPE_POLL,
-    /// A socket (`KEVENT_TYPE_SOCKET`); no kernel source yet (`EINVAL`).
+    /// A socket (`KEVENT_TYPE_SOCKET`); the id is the fd.
     Socket = sys::KEVENT_TYPE_SOCKET,
-    /// An inode (`KEVENT_TYPE_INODE`); no kernel source yet (`EINVAL`).
+    /// An inode (`KEVENT_TYPE_INODE`); the id is the fd it was registered
+    /// with.
     Inode = sys::KEVENT_TYPE_INODE,
-    /// Network AIO (`KEVENT_TYPE_AIO`); no kernel source yet (`EINVAL`).
+    /// A network AIO request (`KEVENT_TYPE_AIO`); the id is the socket's fd,
+    /// and the id with the `user_data` names the request.
     Aio = sys::KEVENT_TYPE_AIO,
 }
 
@@ -250,6 +340,12 @@ fn errno_error(ret_data: i64) -> io::Error {
         Some(Ok(errno)) if errno > 0 => io::Error::from_raw_os_error(errno),
         _ => io::Error::other(format!("kevent: invalid error code {ret_data} in ret_data")),
     }
+}
+
+/// Whether the kernel would read or write user memory for `uk`: an AIO entry
+/// other than sendfile (send, receive, or bits the crate does not know).
+fn lends_memory(uk: &Ukevent) -> bool {
+    uk.type_ == sys::KEVENT_TYPE_AIO && uk.event != sys::KEVENT_AIO_SENDFILE
 }
 
 /// Saturates `d` to the nanoseconds the timer ABI accepts.
@@ -390,9 +486,24 @@ impl Queue {
 
     /// Removes the kevent `(kind, id)` (one `kevent_ctl(KEVENT_CTL_REMOVE)`).
     /// The error is the call's or the entry's own (`ENOENT` if there is no
-    /// such kevent).
+    /// such kevent). For an AIO request, which is also named by its
+    /// `user_data`, use [`Queue::remove_aio`].
     pub fn remove_one(&self, kind: Kind, id: u64) -> io::Result<()> {
         self.ctl_one(sys::KEVENT_CTL_REMOVE, Request::key(kind, id))
+    }
+
+    /// Cancels the AIO request `(id, user_data)`, `id` being its socket's
+    /// descriptor (one `kevent_ctl(KEVENT_CTL_REMOVE)`; see
+    /// [`Request::aio_key`]).
+    ///
+    /// A request that has not completed is cancelled: its event is still
+    /// delivered, once, broken with `ECANCELED`. A request that already
+    /// completed keeps its completion. Either way, once this returns `Ok` the
+    /// kernel no longer uses the request's buffer. The error is the call's or
+    /// the entry's own (`ENOENT` if there is no such request: its event was
+    /// collected, or it was cancelled already).
+    pub fn remove_aio(&self, id: u64, user_data: u64) -> io::Result<()> {
+        self.ctl_one(sys::KEVENT_CTL_REMOVE, Request::aio_key(id, user_data))
     }
 
     /// One `kevent_get_events()` call into `events`.
@@ -581,9 +692,123 @@ impl Request {
     }
 
     /// Names the kevent `(kind, id)`, for [`Queue::remove`] (for a poll
-    /// kevent, `id` is the descriptor's number).
+    /// kevent, `id` is the descriptor's number). An AIO request is named by
+    /// its `user_data` too: see [`Request::aio_key`].
     pub fn key(kind: Kind, id: u64) -> Request {
         Request::new(kind, id, 0)
+    }
+
+    /// An AIO request on socket `sock`, with the cookie `user_data`.
+    fn aio(sock: BorrowedFd<'_>, event: u32, user_data: u64) -> Request {
+        Request::new(Kind::Aio, sock.as_raw_fd() as u64, event).user_data(user_data)
+    }
+
+    /// Sends all of `buf` on the socket `sock`, asynchronously
+    /// (`KEVENT_AIO_SEND`).
+    ///
+    /// `user_data` names the request among those of `sock` in the queue (a
+    /// second request with the same one fails with `EEXIST` while the first
+    /// is in the queue) and comes back in its event. The event reports
+    /// [`AIO_SEND`] with `buf.len()` as [`Event::result`], or the error
+    /// (`EPIPE`, `ECONNRESET`, ...). `buf` must hold 1 to [`AIO_MAX_LEN`]
+    /// bytes, else the entry fails with `EINVAL`. The request records the
+    /// descriptor's number and the buffer's address and length.
+    ///
+    /// # Safety
+    ///
+    /// The kernel pins `buf` when the request is submitted and reads it
+    /// after this function and [`Queue::add`] have returned, until the
+    /// request ends. For each submission of the returned request (or of a
+    /// copy of it) that succeeds, the memory of `buf` must stay allocated
+    /// (not freed for reuse) and must not be written until the request has
+    /// ended, which is the first of:
+    ///
+    /// - its event has been collected from the queue, by any thread or
+    ///   process;
+    /// - a [`Queue::remove_aio`] (or [`Queue::remove`]) of it returned `Ok`:
+    ///   the kernel stops using the buffer before that `REMOVE` returns,
+    ///   whether it cancelled the request or found it completed;
+    /// - the descriptor `sock` was closed (or replaced with `dup2()`) in the
+    ///   submitting process: the close cancels the request before it
+    ///   returns;
+    /// - the queue was released: every descriptor of it, in every process,
+    ///   closed.
+    ///
+    /// Typically: a heap buffer that is neither dropped nor modified until
+    /// then, and leaked if the request might never end.
+    ///
+    /// Breaking this makes the kernel send memory that was freed and reused,
+    /// or read memory while it is written, a data race.
+    pub unsafe fn aio_send(sock: BorrowedFd<'_>, buf: &[u8], user_data: u64) -> Request {
+        let mut req = Request::aio(sock, sys::KEVENT_AIO_SEND, user_data);
+        // The address is exposed to the kernel: the compiler must assume
+        // that any later opaque call may access the buffer.
+        req.0.arg = [buf.as_ptr() as usize as u64, buf.len() as u64];
+        req
+    }
+
+    /// Receives into `buf` from the socket `sock`, asynchronously
+    /// (`KEVENT_AIO_RECV`).
+    ///
+    /// The event reports [`AIO_RECV`] with the bytes received as
+    /// [`Event::result`]: more than 0 as soon as data arrived (at most 128
+    /// KiB on a stream socket) or, if `waitall` (`KEVENT_REQ_AIO_WAITALL`),
+    /// `buf.len()` unless end of file came first; 0 at end of file; or the
+    /// error. `user_data` and the length as in [`Request::aio_send`].
+    ///
+    /// # Safety
+    ///
+    /// The kernel pins `buf` when the request is submitted and writes it
+    /// after this function and [`Queue::add`] have returned, until the
+    /// request ends (as defined for [`Request::aio_send`]: its event
+    /// collected, a `REMOVE` of it or the close of `sock` returned, or the
+    /// queue released). For each submission of the returned request (or of
+    /// a copy of it) that succeeds, the memory of `buf` must stay allocated
+    /// (not freed for reuse) and must not be read or written by any means
+    /// until then; no reference to it may be live meanwhile.
+    ///
+    /// Breaking this makes the kernel write memory that was freed and
+    /// reused, or memory that Rust code reads or writes at the same time.
+    pub unsafe fn aio_recv(
+        sock: BorrowedFd<'_>,
+        buf: &mut [u8],
+        waitall: bool,
+        user_data: u64,
+    ) -> Request {
+        let mut req = Request::aio(sock, sys::KEVENT_AIO_RECV, user_data);
+        req.0.arg = [buf.as_mut_ptr() as usize as u64, buf.len() as u64];
+        if waitall {
+            req.0.req_flags |= sys::KEVENT_REQ_AIO_WAITALL;
+        }
+        req
+    }
+
+    /// Sends `count` bytes of the regular file `file` from `offset` on the
+    /// socket `sock`, asynchronously (`KEVENT_AIO_SENDFILE`). The file
+    /// position is neither used nor changed.
+    ///
+    /// The event reports [`AIO_SENDFILE`] with the bytes sent as
+    /// [`Event::result`]: `count`, fewer if the file ends first, 0 if
+    /// `offset` is at or past its end; or the error. `count` must be 1 to
+    /// [`AIO_MAX_LEN`], else the entry fails with `EINVAL`; `user_data` as in
+    /// [`Request::aio_send`]. No user memory is involved, so this is safe.
+    pub fn aio_sendfile(
+        sock: BorrowedFd<'_>,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        count: usize,
+        user_data: u64,
+    ) -> Request {
+        let mut req = Request::aio(sock, sys::KEVENT_AIO_SENDFILE, user_data);
+        req.0.arg = [offset, count as u64];
+        req.0.arg_fd = file.as_raw_fd() as u32;
+        req
+    }
+
+    /// Names the AIO request `(id, user_data)`, `id` being its socket's
+    /// descriptor, for [`Queue::remove`] (see [`Queue::remove_aio`]).
+    pub fn aio_key(id: u64, user_data: u64) -> Request {
+        Request::key(Kind::Aio, id).user_data(user_data)
     }
 
     /// Sets the cookie returned with every event of this kevent.
@@ -637,8 +862,31 @@ impl Request {
         &self.0
     }
 
-    /// An entry built by hand, used as it is.
+    /// An entry built by hand, used as it is, except for an AIO entry that
+    /// would name user memory (`type_` is `KEVENT_TYPE_AIO` and `event` is
+    /// not `KEVENT_AIO_SENDFILE`): its `arg` (address and length) is
+    /// cleared, so that the kernel refuses it with `EINVAL` and no safe code
+    /// lends memory to the kernel. Use [`Request::from_raw_unchecked`] for
+    /// those.
     pub fn from_raw(raw: Ukevent) -> Request {
+        let mut req = Request(raw);
+        if lends_memory(&raw) {
+            req.0.arg = [0, 0];
+        }
+        req
+    }
+
+    /// An entry built by hand, used as it is, AIO send and receive entries
+    /// included.
+    ///
+    /// # Safety
+    ///
+    /// If `raw` is an AIO entry that names memory (`type_` is
+    /// `KEVENT_TYPE_AIO` and `event` is not `KEVENT_AIO_SENDFILE`), the
+    /// `arg[1]` bytes at address `arg[0]` are lent to the kernel as in
+    /// [`Request::aio_send`] (for `KEVENT_AIO_SEND`) or [`Request::aio_recv`]
+    /// (for anything else), whose contracts apply.
+    pub unsafe fn from_raw_unchecked(raw: Ukevent) -> Request {
         Request(raw)
     }
 }
@@ -739,7 +987,8 @@ impl Event {
     }
 
     /// The events reported: for a poll kevent the requested bits ready at
-    /// delivery, for a timer [`TIMER_FIRED`].
+    /// delivery, for a timer [`TIMER_FIRED`], for an AIO request its
+    /// operation ([`AIO_SEND`], [`AIO_RECV`] or [`AIO_SENDFILE`]).
     pub fn events(&self) -> u32 {
         self.0.event
     }
@@ -756,12 +1005,14 @@ impl Event {
     }
 
     /// The raw `ret_data`: for a timer the number of expirations since the
-    /// previous delivery, for a poll kevent 0, for a broken kevent `-errno`.
+    /// previous delivery, for a poll kevent 0, for an AIO request the bytes
+    /// transferred, for a broken kevent `-errno`.
     pub fn data(&self) -> i64 {
         self.0.ret_data
     }
 
-    /// The data of a normal event, or the errno of a broken one.
+    /// The data of a normal event, or the errno of a broken one (for an AIO
+    /// request: the bytes transferred, or why it failed).
     pub fn result(&self) -> io::Result<i64> {
         if self.is_broken() {
             Err(errno_error(self.0.ret_data))

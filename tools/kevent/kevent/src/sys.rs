@@ -80,11 +80,12 @@ kevent_consts! {
     KEVENT_TYPE_TIMER = 1;
     /// Event source type: `->poll` readiness of a file; `id` is the fd.
     KEVENT_TYPE_POLL = 2;
-    /// Event source type: a socket (no source yet: `EINVAL`).
+    /// Event source type: a socket; `id` is the fd.
     KEVENT_TYPE_SOCKET = 3;
-    /// Event source type: an inode (no source yet: `EINVAL`).
+    /// Event source type: an inode; `id` is a descriptor of it.
     KEVENT_TYPE_INODE = 4;
-    /// Event source type: network AIO (no source yet: `EINVAL`).
+    /// Event source type: a network AIO request; `id` is the socket's fd and
+    /// `(type, id, user_data)` names the request.
     KEVENT_TYPE_AIO = 5;
 
     /// Timer event: the timer expired.
@@ -108,6 +109,15 @@ kevent_consts! {
     /// Inode event: an entry was removed.
     KEVENT_INODE_REMOVE = 0x2;
 
+    /// AIO request: send `arg[1]` bytes from the buffer at address `arg[0]`.
+    KEVENT_AIO_SEND = 0x1;
+    /// AIO request: receive up to `arg[1]` bytes into the buffer at address
+    /// `arg[0]`.
+    KEVENT_AIO_RECV = 0x2;
+    /// AIO request: send `arg[1]` bytes of the regular file `arg_fd` from
+    /// offset `arg[0]`.
+    KEVENT_AIO_SENDFILE = 0x4;
+
     /// Request flag: removed after its first delivery.
     KEVENT_REQ_ONESHOT = 0x01;
     /// Request flag: edge triggered, reported once per new activity.
@@ -117,6 +127,9 @@ kevent_consts! {
     /// Request flag (timers only): `arg[0]` is an absolute `CLOCK_MONOTONIC`
     /// time.
     KEVENT_REQ_ABSTIME = 0x08;
+    /// Request flag (AIO receive only): complete only when the full length
+    /// arrived, or at end of file, or on error.
+    KEVENT_REQ_AIO_WAITALL = 0x10;
 
     /// Return flag: `kevent_ctl()`: the entry took effect; delivery: a
     /// normal event.
@@ -146,10 +159,12 @@ pub struct Ukevent {
     pub req_flags: u32,
     /// `KEVENT_RET_*`, written by the kernel.
     pub ret_flags: u32,
-    /// Result: a count (timer expirations) or a `-errno`.
+    /// Result: a count (timer expirations, AIO bytes), an inode number or a
+    /// `-errno`.
     pub ret_data: i64,
     /// Per-type arguments (timer: `arg[0]` expiry in ns, relative or
-    /// absolute, `arg[1]` period in ns or 0); zero otherwise.
+    /// absolute, `arg[1]` period in ns or 0; AIO: buffer address and length,
+    /// or file offset and count for sendfile); zero otherwise.
     pub arg: [u64; 2],
     /// AIO sendfile: the source file descriptor; zero otherwise.
     pub arg_fd: u32,

@@ -17,6 +17,12 @@ const HEADER: &str = include_str!(concat!(
 /// This crate's `sys` module, as source text.
 const SYS_SOURCE: &str = include_str!("sys.rs");
 
+/// The C library, `tools/lib/kevent/libkevent.h`.
+const LIBKEVENT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../lib/kevent/libkevent.h"
+));
+
 /// Parses a C integer literal (decimal or hex, optional `U`/`L` suffixes).
 fn parse_c_int(text: &str) -> Option<u64> {
     let t = text.trim_end_matches(['u', 'U', 'l', 'L']);
@@ -182,6 +188,10 @@ fn reexported_event_constants() {
     assert_eq!(SOCKET_ERR, sys::KEVENT_SOCKET_ERR);
     assert_eq!(INODE_CREATE, sys::KEVENT_INODE_CREATE);
     assert_eq!(INODE_REMOVE, sys::KEVENT_INODE_REMOVE);
+    assert_eq!(AIO_SEND, sys::KEVENT_AIO_SEND);
+    assert_eq!(AIO_RECV, sys::KEVENT_AIO_RECV);
+    assert_eq!(AIO_SENDFILE, sys::KEVENT_AIO_SENDFILE);
+    assert_eq!(AIO_MAX_LEN, 0x7fff_f000);
     assert_eq!(MAX_BATCH, 1024);
     assert_eq!(MAX_TIMER_NS, (1u64 << 62) - 1);
 }
@@ -560,4 +570,240 @@ fn monotonic_now_advances() {
 fn kind_display() {
     assert_eq!(Kind::Timer.to_string(), "timer");
     assert_eq!(Kind::Aio.to_string(), "aio");
+}
+
+/// The `#define NAME value` lines of `text` whose name starts with `prefix`
+/// (each name once; a repeated define must have the same value).
+fn defines_of(text: &str, prefix: &str) -> BTreeMap<String, u64> {
+    let mut defs = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("#define") {
+            continue;
+        }
+        let Some(name) = words.next() else { continue };
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let Some(value) = words.next().and_then(parse_c_int) else {
+            continue;
+        };
+        if let Some(old) = defs.insert(name.to_string(), value) {
+            assert_eq!(old, value, "{name} defined twice with different values");
+        }
+    }
+    defs
+}
+
+#[test]
+fn the_aio_abi_is_in_the_header() {
+    let defs = header_defines();
+    assert_eq!(defs.get("KEVENT_TYPE_AIO"), Some(&5));
+    assert_eq!(defs.get("KEVENT_AIO_SEND"), Some(&0x1));
+    assert_eq!(defs.get("KEVENT_AIO_RECV"), Some(&0x2));
+    assert_eq!(defs.get("KEVENT_AIO_SENDFILE"), Some(&0x4));
+    assert_eq!(defs.get("KEVENT_REQ_AIO_WAITALL"), Some(&0x10));
+}
+
+#[test]
+fn libkevent_agrees_with_sys() {
+    // libkevent.h defines the AIO constants under #ifndef for older uapi
+    // headers, and the largest AIO length: the same values as here.
+    let defs = defines_of(LIBKEVENT, "KEVENT_");
+    let ours: BTreeMap<&str, u32> = sys::ALL_CONSTS.iter().copied().collect();
+    let mut seen = 0;
+    for (name, value) in &defs {
+        if name == "KEVENT_AIO_LEN_MAX" {
+            assert_eq!(*value, AIO_MAX_LEN as u64);
+            continue;
+        }
+        let Some(&v) = ours.get(name.as_str()) else {
+            panic!("libkevent.h defines {name}, which sys does not have");
+        };
+        assert_eq!(u64::from(v), *value, "{name}");
+        seen += 1;
+    }
+    assert!(
+        seen >= 4,
+        "only {seen} fallback constants found in libkevent.h"
+    );
+    assert!(defs.contains_key("KEVENT_AIO_LEN_MAX"));
+}
+
+/// A socket-like descriptor for the builders (they record its number only).
+fn some_fds() -> (std::io::PipeReader, std::io::PipeWriter) {
+    std::io::pipe().unwrap()
+}
+
+#[test]
+fn aio_send_builder() {
+    let (sock, _w) = some_fds();
+    let buf = [7u8; 100];
+    // SAFETY: the request is never submitted.
+    let r = unsafe { Request::aio_send(sock.as_fd(), &buf, 0xfeed) };
+    let expect = sys::Ukevent {
+        user_data: 0xfeed,
+        id: sock.as_raw_fd() as u64,
+        type_: sys::KEVENT_TYPE_AIO,
+        event: sys::KEVENT_AIO_SEND,
+        arg: [buf.as_ptr() as usize as u64, 100],
+        ..Default::default()
+    };
+    assert_eq!(*r.raw(), expect);
+    // user_data names the request: the modifier renames it.
+    assert_eq!(r.user_data(3).raw().user_data, 3);
+}
+
+#[test]
+fn aio_recv_builder() {
+    let (sock, _w) = some_fds();
+    let mut buf = vec![0u8; 4096];
+    let addr = buf.as_ptr() as usize as u64;
+    // SAFETY: the requests are never submitted.
+    let (r, w) = unsafe {
+        (
+            Request::aio_recv(sock.as_fd(), &mut buf, false, 1),
+            Request::aio_recv(sock.as_fd(), &mut buf, true, 2),
+        )
+    };
+    for (req, flags, ud) in [(r, 0, 1), (w, sys::KEVENT_REQ_AIO_WAITALL, 2)] {
+        let uk = req.raw();
+        assert_eq!(uk.type_, sys::KEVENT_TYPE_AIO);
+        assert_eq!(uk.event, sys::KEVENT_AIO_RECV);
+        assert_eq!(uk.id, sock.as_raw_fd() as u64);
+        assert_eq!(uk.req_flags, flags);
+        assert_eq!(uk.user_data, ud);
+        assert_eq!(uk.arg, [addr, 4096]);
+        assert_eq!(
+            (uk.arg_fd, uk.reserved, uk.ret_flags, uk.ret_data),
+            (0, 0, 0, 0)
+        );
+    }
+    // An empty buffer is passed as it is (the kernel says EINVAL).
+    // SAFETY: never submitted.
+    let e = unsafe { Request::aio_recv(sock.as_fd(), &mut [], false, 3) };
+    assert_eq!(e.raw().arg[1], 0);
+}
+
+#[test]
+fn aio_sendfile_builder() {
+    let (sock, file) = some_fds();
+    let r = Request::aio_sendfile(sock.as_fd(), file.as_fd(), 1 << 40, 65536, 9);
+    let expect = sys::Ukevent {
+        user_data: 9,
+        id: sock.as_raw_fd() as u64,
+        type_: sys::KEVENT_TYPE_AIO,
+        event: sys::KEVENT_AIO_SENDFILE,
+        arg: [1 << 40, 65536],
+        arg_fd: file.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    assert_eq!(*r.raw(), expect);
+}
+
+#[test]
+fn aio_key_builder() {
+    let k = Request::aio_key(12, u64::MAX);
+    let expect = sys::Ukevent {
+        user_data: u64::MAX,
+        id: 12,
+        type_: sys::KEVENT_TYPE_AIO,
+        ..Default::default()
+    };
+    assert_eq!(*k.raw(), expect);
+}
+
+#[test]
+fn from_raw_lends_no_memory() {
+    let aio = |event| sys::Ukevent {
+        id: 3,
+        type_: sys::KEVENT_TYPE_AIO,
+        event,
+        user_data: 5,
+        req_flags: sys::KEVENT_REQ_AIO_WAITALL,
+        arg: [0x1000, 64],
+        ..Default::default()
+    };
+    // Send, receive, several or unknown bits: the memory is not named.
+    for event in [
+        sys::KEVENT_AIO_SEND,
+        sys::KEVENT_AIO_RECV,
+        sys::KEVENT_AIO_SEND | sys::KEVENT_AIO_RECV,
+        sys::KEVENT_AIO_SENDFILE | sys::KEVENT_AIO_RECV,
+        0x8,
+        1 << 31,
+        0,
+    ] {
+        let r = Request::from_raw(aio(event));
+        assert_eq!(r.raw().arg, [0, 0], "event {event:#x}");
+        // The rest is kept.
+        assert_eq!(
+            *r.raw(),
+            sys::Ukevent {
+                arg: [0, 0],
+                ..aio(event)
+            }
+        );
+        // SAFETY: never submitted.
+        let u = unsafe { Request::from_raw_unchecked(aio(event)) };
+        assert_eq!(*u.raw(), aio(event));
+    }
+    // Sendfile names a file offset and count: kept.
+    let f = Request::from_raw(aio(sys::KEVENT_AIO_SENDFILE));
+    assert_eq!(*f.raw(), aio(sys::KEVENT_AIO_SENDFILE));
+    // Other types are untouched, whatever their arguments.
+    for type_ in [sys::KEVENT_TYPE_TIMER, sys::KEVENT_TYPE_POLL, 0, 99] {
+        let uk = sys::Ukevent {
+            type_,
+            ..aio(sys::KEVENT_AIO_RECV)
+        };
+        assert_eq!(*Request::from_raw(uk).raw(), uk);
+    }
+    // Round trip of a built request: an event or a copy of the raw entry
+    // cannot be used to lend memory either.
+    let (sock, _w) = some_fds();
+    let mut buf = [0u8; 8];
+    // SAFETY: never submitted.
+    let r = unsafe { Request::aio_recv(sock.as_fd(), &mut buf, false, 1) };
+    assert_eq!(Request::from_raw(*r.raw()).raw().arg, [0, 0]);
+}
+
+#[test]
+fn aio_event_accessors() {
+    let done = Event::from_raw(sys::Ukevent {
+        user_data: 77,
+        id: 4,
+        type_: sys::KEVENT_TYPE_AIO,
+        event: sys::KEVENT_AIO_RECV,
+        ret_flags: sys::KEVENT_RET_DONE,
+        ret_data: 4096,
+        ..Default::default()
+    });
+    assert_eq!(done.kind(), Some(Kind::Aio));
+    assert_eq!(done.events(), AIO_RECV);
+    assert_eq!(done.result().unwrap(), 4096);
+    let eof = Event::from_raw(sys::Ukevent {
+        ret_data: 0,
+        ..*done.raw()
+    });
+    assert_eq!(eof.result().unwrap(), 0);
+    let cancelled = Event::from_raw(sys::Ukevent {
+        ret_flags: sys::KEVENT_RET_BROKEN,
+        ret_data: -i64::from(libc::ECANCELED),
+        ..*done.raw()
+    });
+    assert!(cancelled.is_broken());
+    assert_eq!(
+        cancelled.result().unwrap_err().raw_os_error(),
+        Some(libc::ECANCELED)
+    );
+}
+
+#[test]
+fn remove_aio_on_a_non_queue_fails_whole() {
+    // One kevent_ctl() on a descriptor that is not a queue (ENOSYS without
+    // kevent, EINVAL with it).
+    let q = fake_queue();
+    let e = q.remove_aio(3, 4).unwrap_err();
+    assert!(e.raw_os_error().is_some());
 }

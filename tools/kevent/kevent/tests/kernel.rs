@@ -13,8 +13,12 @@ use std::panic;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+
 use kevent::{
-    monotonic_now, poll, sys, Events, Kind, Queue, QueueFlags, Request, MAX_BATCH, TIMER_FIRED,
+    monotonic_now, poll, sys, Event, Events, Kind, Queue, QueueFlags, Request, AIO_RECV, AIO_SEND,
+    AIO_SENDFILE, MAX_BATCH, TIMER_FIRED,
 };
 
 type TestResult = Result<(), String>;
@@ -497,6 +501,275 @@ fn wakeup_across_threads() -> TestResult {
     Ok(())
 }
 
+/// How long an AIO test waits for a completion before it fails.
+const AIO_WAIT: Duration = Duration::from_secs(10);
+
+/// A buffer lent to the kernel by an AIO request. It is leaked, so that a
+/// test that fails (returns early) while requests are in flight never frees
+/// memory the kernel may still write: the contract of `Request::aio_send`
+/// and `Request::aio_recv` holds whatever happens.
+fn lent(len: usize, fill: impl Fn(usize) -> u8) -> &'static mut [u8] {
+    Box::leak((0..len).map(fill).collect::<Vec<u8>>().into_boxed_slice())
+}
+
+fn pattern(seed: usize) -> impl Fn(usize) -> u8 {
+    move |i| (i.wrapping_mul(31).wrapping_add(seed * 7 + i / 251)) as u8
+}
+
+/// Collects exactly `n` events within `AIO_WAIT`, failing on a timeout or
+/// an extra event.
+fn collect(q: &Queue, n: usize) -> Result<Vec<Event>, String> {
+    let mut got = Vec::new();
+    let mut ev = Events::with_capacity(64);
+    let deadline = Instant::now() + AIO_WAIT;
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{} of {n} completions after {AIO_WAIT:?}",
+                got.len()
+            ));
+        }
+        q.wait(&mut ev, 1, Some(left))
+            .map_err(|e| format!("wait: {e}"))?;
+        got.extend(ev.iter().copied());
+    }
+    if got.len() > n {
+        return Err(format!("{} completions, expected {n}", got.len()));
+    }
+    Ok(got)
+}
+
+/// The one event of `events` with this `user_data`.
+fn by_cookie(events: &[Event], user_data: u64) -> Result<Event, String> {
+    let mut it = events.iter().filter(|e| e.user_data() == user_data);
+    match (it.next(), it.next()) {
+        (Some(e), None) => Ok(*e),
+        _ => Err(format!("not exactly one event for {user_data}: {events:?}")),
+    }
+}
+
+fn aio_unix_round_trip() -> TestResult {
+    let q = t!(Queue::new());
+    let (a, b) = t!(UnixStream::pair());
+    const LEN: usize = 256 * 1024;
+    let out = lent(LEN, pattern(1));
+    let input = lent(LEN, |_| 0);
+    // SAFETY: both buffers are leaked (see `lent`) and not touched until
+    // their completions are collected.
+    let mut batch = unsafe {
+        [
+            Request::aio_recv(b.as_fd(), input, true, 10),
+            Request::aio_send(a.as_fd(), out, 20),
+        ]
+    };
+    check!(t!(q.add(&mut batch)) == 2);
+    let evs = collect(&q, 2)?;
+    let recv = by_cookie(&evs, 10)?;
+    let send = by_cookie(&evs, 20)?;
+    check!(
+        recv.kind() == Some(Kind::Aio) && recv.id() == raw_id(&b),
+        "{:?}",
+        recv.raw()
+    );
+    check!(
+        recv.events() == AIO_RECV && !recv.is_broken(),
+        "{:?}",
+        recv.raw()
+    );
+    check!(t!(recv.result()) == LEN as i64, "{:?}", recv.raw());
+    check!(
+        send.kind() == Some(Kind::Aio) && send.id() == raw_id(&a),
+        "{:?}",
+        send.raw()
+    );
+    check!(
+        send.events() == AIO_SEND && t!(send.result()) == LEN as i64,
+        "{:?}",
+        send.raw()
+    );
+    check!(input[..] == out[..], "the data differs");
+    // Oneshot: the requests are gone.
+    check_errno!(q.remove_aio(raw_id(&b), 10), libc::ENOENT);
+    check!(t!(q.wait(&mut Events::with_capacity(4), 0, Some(ZERO))) == 0);
+    Ok(())
+}
+
+fn aio_recv_sees_eof_and_partial_data() -> TestResult {
+    let q = t!(Queue::new());
+    let (mut a, b) = t!(UnixStream::pair());
+    let first = lent(100, |_| 0);
+    let second = lent(100, |_| 0);
+    // SAFETY: leaked buffers, read only after their completions.
+    unsafe {
+        t!(q.add_one(Request::aio_recv(b.as_fd(), first, false, 1)));
+        t!(q.add_one(Request::aio_recv(b.as_fd(), second, false, 2)));
+    }
+    // Without WAITALL a receive completes with what arrived; the second
+    // one, queued behind it, sees the end of file.
+    t!(a.write_all(b"abc"));
+    let evs = collect(&q, 1)?;
+    check!(
+        evs[0].user_data() == 1 && t!(evs[0].result()) == 3,
+        "{:?}",
+        evs[0].raw()
+    );
+    check!(&first[..3] == b"abc");
+    t!(a.shutdown(Shutdown::Write));
+    let evs = collect(&q, 1)?;
+    check!(
+        evs[0].user_data() == 2 && t!(evs[0].result()) == 0,
+        "{:?}",
+        evs[0].raw()
+    );
+    Ok(())
+}
+
+fn aio_cancel_pending_recv() -> TestResult {
+    let q = t!(Queue::new());
+    let (mut a, mut b) = t!(UnixStream::pair());
+    let buf = lent(64, |_| 0xee);
+    // SAFETY: leaked buffer, checked only after the ECANCELED event.
+    t!(q.add_one(unsafe { Request::aio_recv(b.as_fd(), buf, false, 0xc0) }));
+    check!(t!(q.wait(&mut Events::with_capacity(4), 0, Some(SHORT))) == 0);
+    t!(q.remove_aio(raw_id(&b), 0xc0));
+    // Delivered once, as cancelled.
+    let evs = collect(&q, 1)?;
+    let e = &evs[0];
+    check!(
+        e.kind() == Some(Kind::Aio) && e.user_data() == 0xc0,
+        "{:?}",
+        e.raw()
+    );
+    check!(e.is_broken(), "{:?}", e.raw());
+    check_errno!(e.result(), libc::ECANCELED);
+    check!(t!(q.wait(&mut Events::with_capacity(4), 0, Some(SHORT))) == 0);
+    check_errno!(q.remove_aio(raw_id(&b), 0xc0), libc::ENOENT);
+    // The cancelled request took no data and wrote nothing.
+    t!(a.write_all(b"xyz"));
+    t!(b.set_read_timeout(Some(LONG)));
+    let mut got = [0u8; 8];
+    check!(t!(b.read(&mut got)) == 3 && &got[..3] == b"xyz");
+    check!(buf.iter().all(|&c| c == 0xee));
+    Ok(())
+}
+
+fn aio_close_socket_cancels() -> TestResult {
+    let q = t!(Queue::new());
+    let (a, b) = t!(UnixStream::pair());
+    let id = raw_id(&b);
+    for ud in 1..=3 {
+        let buf = lent(16, |_| 0);
+        // SAFETY: leaked buffer.
+        t!(q.add_one(unsafe { Request::aio_recv(b.as_fd(), buf, true, ud) }));
+    }
+    drop(b);
+    let evs = collect(&q, 3)?;
+    for ud in 1..=3 {
+        let e = by_cookie(&evs, ud)?;
+        check!(e.id() == id && e.is_broken(), "{:?}", e.raw());
+        check_errno!(e.result(), libc::ECANCELED);
+    }
+    drop(a);
+    Ok(())
+}
+
+fn aio_sendfile_from_a_file() -> TestResult {
+    let q = t!(Queue::new());
+    let (a, mut b) = t!(UnixStream::pair());
+    let path = std::env::temp_dir().join(format!("kevent-rs-sendfile-{}", std::process::id()));
+    let data: Vec<u8> = (0..10_000).map(pattern(3)).collect();
+    t!(std::fs::write(&path, &data));
+    let file = t!(std::fs::File::open(&path));
+    let _ = std::fs::remove_file(&path);
+    t!(b.set_read_timeout(Some(LONG)));
+    // (offset, count, expected bytes)
+    let cases = [
+        (0, 10_000, 10_000),
+        (1000, 5000, 5000),
+        (9000, 5000, 1000),
+        (10_000, 10, 0),
+        (50_000, 10, 0),
+    ];
+    for (i, &(offset, count, want)) in cases.iter().enumerate() {
+        let ud = 100 + i as u64;
+        t!(q.add_one(Request::aio_sendfile(
+            a.as_fd(),
+            file.as_fd(),
+            offset,
+            count,
+            ud
+        )));
+        let evs = collect(&q, 1)?;
+        let e = &evs[0];
+        check!(
+            e.user_data() == ud && e.events() == AIO_SENDFILE,
+            "{:?}",
+            e.raw()
+        );
+        check!(t!(e.result()) == want as i64, "case {i}: {:?}", e.raw());
+        let mut got = vec![0u8; want];
+        t!(b.read_exact(&mut got));
+        let start = offset as usize;
+        // Past the end of the file nothing is sent, and there is nothing to compare.
+        check!(
+            want == 0 || got[..] == data[start..start + want],
+            "case {i}: data differs"
+        );
+    }
+    Ok(())
+}
+
+fn aio_bad_requests() -> TestResult {
+    let q = t!(Queue::new());
+    let (a, b) = t!(UnixStream::pair());
+    let (r, _w) = t!(pipe());
+    let buf = lent(32, |_| 0);
+    // SAFETY: leaked buffer; the failing entries lend nothing.
+    unsafe {
+        // Not a socket; an empty buffer.
+        check_errno!(
+            q.add_one(Request::aio_recv(r.as_fd(), buf, false, 1)),
+            libc::ENOTSOCK
+        );
+        check_errno!(
+            q.add_one(Request::aio_recv(b.as_fd(), &mut [], false, 1)),
+            libc::EINVAL
+        );
+        check_errno!(
+            q.add_one(Request::aio_send(a.as_fd(), &[], 1)),
+            libc::EINVAL
+        );
+        // A duplicate name.
+        t!(q.add_one(Request::aio_recv(b.as_fd(), buf, false, 7)));
+        let other = lent(32, |_| 0);
+        check_errno!(
+            q.add_one(Request::aio_recv(b.as_fd(), other, false, 7)),
+            libc::EEXIST
+        );
+        // MODIFY of an AIO request.
+        check_errno!(
+            q.modify_one(Request::aio_recv(b.as_fd(), other, false, 7)),
+            libc::EINVAL
+        );
+    }
+    // A hand-built receive through the safe from_raw() names no memory.
+    let raw = sys::Ukevent {
+        id: raw_id(&b),
+        type_: sys::KEVENT_TYPE_AIO,
+        event: sys::KEVENT_AIO_RECV,
+        user_data: 8,
+        arg: [buf.as_ptr() as usize as u64, 32],
+        ..Default::default()
+    };
+    check_errno!(q.add_one(Request::from_raw(raw)), libc::EINVAL);
+    // The pending request is intact: cancel it.
+    t!(q.remove_aio(raw_id(&b), 7));
+    let evs = collect(&q, 1)?;
+    check_errno!(evs[0].result(), libc::ECANCELED);
+    Ok(())
+}
+
 const TESTS: &[Test] = &[
     ("queue_create_close", queue_create_close),
     ("queue_flags", queue_flags),
@@ -528,6 +801,15 @@ const TESTS: &[Test] = &[
     ("wait_min_above_capacity", wait_min_above_capacity),
     ("not_a_queue_is_einval", not_a_queue_is_einval),
     ("wakeup_across_threads", wakeup_across_threads),
+    ("aio_unix_round_trip", aio_unix_round_trip),
+    (
+        "aio_recv_sees_eof_and_partial_data",
+        aio_recv_sees_eof_and_partial_data,
+    ),
+    ("aio_cancel_pending_recv", aio_cancel_pending_recv),
+    ("aio_close_socket_cancels", aio_close_socket_cancels),
+    ("aio_sendfile_from_a_file", aio_sendfile_from_a_file),
+    ("aio_bad_requests", aio_bad_requests),
 ];
 
 fn main() {

@@ -1,0 +1,1090 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kevent: the network AIO source (`KEVENT_TYPE_AIO`).
+//!
+//! A kevent of this type is a request: send a buffer on a socket, receive into one, or send part
+//! of a regular file (`KEVENT_AIO_SEND`, `_RECV`, `_SENDFILE`, exactly one). `id` is the
+//! socket's descriptor; `user_data` names the request, so that many can be in flight on one
+//! socket. The request completes with one event: `KEVENT_RET_DONE` with the number of bytes
+//! moved, or `KEVENT_RET_BROKEN` with `-errno`. See Documentation/kevent.rst, "Network AIO",
+//! for the semantics and every error.
+//!
+//! # What the core does for us
+//!
+//! The source's table ([`AioSource`]) asks the core for: arguments it checks itself
+//! (`TAKES_ARGS`), the flag `KEVENT_REQ_AIO_WAITALL`, kevents keyed by `(type, id, user_data)`
+//! (`KEYED_BY_USER_DATA`; `KEVENT_CTL_MODIFY` is `EINVAL`), oneshot kevents (`ONESHOT`: one
+//! completion, then the kevent is gone), the descriptor followed (`FOLLOWS_FD`: closing it
+//! removes the request), and cancellation reported with `-ECANCELED` (`CANCEL_ERRNO`): when
+//! `KEVENT_CTL_REMOVE` or a close removes a request, the core detaches it (we stop it, see
+//! below) and reports it cancelled, unless its completion was notified before.
+//!
+//! # Objects
+//!
+//! - [`AioRequest`] (in an `Arc`): one request. It embeds the [`Storage`] its kevent registers
+//!   on, and reports through it: [`Storage::ready`] with its operation bit and the byte count on
+//!   success, [`Storage::fail`] on failure. It holds its submitter's credentials, its context
+//!   (and through it the socket) and, while it runs, its pinned pages or its file.
+//! - [`Submission`]: what the core holds (`Source::Object`, in a `KBox`): dropping it (the table's
+//!   `put`, when the kevent is detached) stops the request.
+//! - [`AioSock`] (in an `Arc`): the context of one socket with requests: a reference to the
+//!   socket's file, one [`PollWatch`] on the socket's wait queue, a FIFO of requests in each
+//!   direction (send and sendfile; receive) and the work item that runs them. Found through
+//!   [`SOCKS`], a map from the `struct sock` to its context, made on the socket's first request
+//!   and removed when its last one finishes.
+//!
+//! # Execution
+//!
+//! Requests on one socket run in submission order in each direction: only the head of each FIFO
+//! transfers. They run in the context's work item, never in the submitter's system call and never
+//! in the socket's callbacks: the [`PollWatch`] wake function (any wake-up of the socket's wait
+//! queue: data, room, a state change, an error; atomic context) only queues the work, and so does
+//! the registration of a request ([`kevent::Source::armed`]). The work runs each head with
+//! non-blocking I/O (`MSG_DONTWAIT | MSG_NOSIGNAL`) until the socket says `EAGAIN` (the head waits
+//! for the next wake-up), the request completes (the next one becomes the head) or the run's budget
+//! is spent: [`BUDGET`] bytes per direction per run, after which the work queues itself again, at
+//! the tail, so that one busy connection cannot starve the others sharing the worker. Send and
+//! receive move data between the socket and the request's user pages, pinned at submission
+//! (`pin_user_pages_fast()`, `FOLL_WRITE` for receive), through an `ITER_BVEC` iterator; sendfile
+//! reads the file (`kernel_read()`, at most [`SENDFILE_CHUNK`] bytes at a time, into a buffer of
+//! the request) and sends that. The work runs with the credentials of each request's submitter
+//! (`override_creds()`), so that the LSM checks of `sock_sendmsg()` and of the read see the
+//! submitter, not the worker.
+//!
+//! A request whose socket is ready at submission completes inline: `armed` runs one pass of its
+//! context itself, in `kevent_ctl()` (in the submitter's context, with the same non-blocking calls
+//! and budget), and queues the work only if that pass leaves something to do. For small messages
+//! this saves the two context switches of a work item per request; `kevent_aio.inline_submit=0`
+//! on the command line turns it off, for comparison (see the AIO case of `kevent-bench`).
+//!
+//! The work is queued on the per-CPU system workqueue ([`workqueue::system`]) from the CPU that
+//! took the wake-up: that is where the network stack just handled the socket, so its data and
+//! state are hot in that CPU's cache, and no other CPU has to be interrupted to run it. (A run
+//! that is already executing elsewhere finishes there first: a work item never runs twice at
+//! once.)
+//!
+//! No wake-up is lost: the workqueue clears the work's pending bit, with a full barrier, before it
+//! runs the work. A wake-up that comes after that queues the work again (so a run that just saw
+//! `EAGAIN` is followed by another); one that came before is covered by the run, which transfers
+//! after the barrier. The pending bit is the flag that a wake-up sets and a run clears before its
+//! pass.
+//!
+//! # Locking
+//!
+//! - [`SOCKS`] (a global mutex) guards the map and each context's count of requests. Taken by
+//!   submission and when requests finish, in process context. The v1 choice: one lock for all
+//!   sockets, an rbtree lookup per submission and per finished request; it serialises submissions
+//!   and completions of every socket in the system, which a per-socket pointer (a field of
+//!   `struct sock`, as `sk_kevent`) or a hash table with per-bucket locks would not.
+//! - `AioSock::io` (a mutex) guards a context's FIFOs, its watch and the state of each of its
+//!   requests ([`ReqIo`], `LockedBy` it). The work holds it for a whole pass, across the socket
+//!   calls; so does a request's `put`, which therefore waits for a pass that uses the request.
+//!
+//! Order: a kevent queue's locks (its index mutex, held around `get`, `armed` and `put`, and
+//! around `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` -> the socket's
+//! lock (in the socket calls), page locks (unpinning) and the kevent storage lock (reports) ->
+//! the kevent queue's ready lock. `SOCKS` and `io` are never held by the work while it takes
+//! the other, nor by `put`. The wake function takes none of them: it only queues the work, so
+//! a watch can be dropped under `io`.
+//!
+//! # Lifetimes
+//!
+//! - A request is counted as a user of its context from its submission (`get`) until it finishes
+//!   (the work completes it, it completes at once because its buffer could not be pinned, or it
+//!   is stopped): when the count drops to zero the context leaves [`SOCKS`] and drops its watch
+//!   (the watch holds a reference to the context: dropping it breaks that cycle). The context
+//!   itself is freed with its last reference: its requests, and a work item still queued.
+//! - A request's pages stay pinned, and its sendfile file open, until it finishes: they are
+//!   dropped by the work when it completes the request, or by its `put`. A request is linked in
+//!   its context's FIFO only while queued; the work touches a request's pages only while it is
+//!   linked and under `io`, and `put` unlinks it under `io`, so after `put` nothing writes into
+//!   the submitter's memory and no work touches the request. The request's memory goes with its
+//!   last reference (the core's, or the FIFO's).
+//! - A request reports exactly once, when it finishes, from the work (or from `armed` for a
+//!   buffer that could not be pinned), and only after `armed`: before it, the kevent may not be
+//!   on the storage yet and a report could be lost. A request stopped by `put` reports nothing:
+//!   the core reports the cancellation.
+//!
+//! Data that a request moved before it was cancelled is not reported; the bytes of a stream are
+//! then partly sent or consumed. A request whose transfer finishes at the very moment it is
+//! cancelled may be reported cancelled although its data moved: its report is lost if the core
+//! detached the kevent first.
+
+use core::marker::PhantomData;
+use kernel::{
+    bindings,
+    cred::Credential,
+    ffi::{c_int, c_short, c_uint, c_ulong},
+    fs::{
+        poll_watch::{PollWake, PollWatch},
+        File, LocalFile,
+    },
+    kevent::{self, Storage, Ukevent},
+    list::{AtomicTracker, List, ListArc, ListLinks, TryNewListArc},
+    page::{PAGE_MASK, PAGE_SIZE},
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{aref::ARef, new_mutex, Arc, ArcBorrow, GlobalLockedBy, LockedBy, Mutex},
+    uapi::{
+        KEVENT_AIO_RECV, KEVENT_AIO_SEND, KEVENT_AIO_SENDFILE, KEVENT_REQ_AIO_WAITALL,
+        KEVENT_TYPE_AIO,
+    },
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+};
+
+module! {
+    type: AioSource,
+    name: "kevent_aio",
+    authors: ["kevent maintainers"],
+    description: "kevent network AIO source",
+    license: "GPL",
+    params: {
+        inline_submit: bool {
+            default: true,
+            description: "Run a request's first pass in kevent_ctl() (kevent_aio.inline_submit=0: always in the work item)",
+        },
+    },
+}
+
+/// The largest length of one request: `MAX_RW_COUNT` of `<linux/fs.h>`, as for `read()`.
+const MAX_RW_COUNT: usize = (i32::MAX as usize) & PAGE_MASK;
+
+/// The bytes one run of a context's work moves in each direction before it queues itself again.
+const BUDGET: usize = 128 * 1024;
+
+/// The most a sendfile reads from its file at once, the size of its buffer.
+const SENDFILE_CHUNK: usize = 64 * 1024;
+
+/// How many pages one call of `pin_user_pages_fast()` pins.
+const PIN_BATCH: usize = 64;
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialised in the module initialiser, before the source is registered, so before
+    // any request can be submitted.
+    unsafe(uninit) static SOCKS: Mutex<Option<RBTree<usize, Arc<AioSock>>>> = None;
+}
+
+/// The network AIO source.
+struct AioSource;
+
+impl kernel::Module for AioSource {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Called exactly once, before first use.
+        unsafe { SOCKS.init() };
+        kevent::register::<AioSource>().inspect_err(|e| {
+            pr_err!("cannot register the network AIO source: {}\n", e.to_errno());
+        })?;
+        Ok(AioSource)
+    }
+}
+
+#[vtable]
+impl kevent::Source for AioSource {
+    const TYPE: u32 = KEVENT_TYPE_AIO;
+    const EVENTS: u32 = KEVENT_AIO_SEND | KEVENT_AIO_RECV | KEVENT_AIO_SENDFILE;
+    const FOLLOWS_FD: bool = true;
+    const FLAGS: u32 = KEVENT_REQ_AIO_WAITALL;
+    const TAKES_ARGS: bool = true;
+    const KEYED_BY_USER_DATA: bool = true;
+    const ONESHOT: bool = true;
+    const CANCEL_ERRNO: i32 = bindings::ECANCELED as i32;
+
+    type Object = Submission;
+    type Ptr = KBox<Submission>;
+
+    /// Checks the request and prepares it: `EINVAL`, `EBADF`, `ENOTSOCK` or `ENOMEM` fail the
+    /// entry. A buffer that cannot be pinned does not: the request completes at once with that
+    /// error (`EFAULT`) when it is armed.
+    fn get(uk: &Ukevent) -> Result<KBox<Submission>> {
+        Submission::new(uk)
+    }
+
+    fn storage(sub: &Submission) -> &Storage {
+        &sub.0.storage
+    }
+
+    /// The request's kevent is registered: the request may start, and report.
+    fn armed(sub: &Submission) {
+        AioRequest::start(&sub.0);
+    }
+}
+
+/// The core's reference to a request (`Source::Object`). Dropping it stops the request.
+struct Submission(Arc<AioRequest>);
+
+impl Submission {
+    /// Checks the entry `uk` and makes its request, not started yet.
+    fn new(uk: &Ukevent) -> Result<KBox<Submission>> {
+        let op = uk.event();
+        let [arg0, arg1] = uk.arg();
+        let waitall = uk.req_flags() & KEVENT_REQ_AIO_WAITALL != 0;
+        // One operation a request; waiting for all of it is for receives.
+        if !op.is_power_of_two() || (waitall && op != KEVENT_AIO_RECV) {
+            return Err(EINVAL);
+        }
+        let len = usize::try_from(arg1)
+            .ok()
+            .filter(|n| (1..=MAX_RW_COUNT).contains(n))
+            .ok_or(EINVAL)?;
+        let pos = if op == KEVENT_AIO_SENDFILE {
+            // A file offset, and no overflow at its end.
+            let pos = i64::try_from(arg0).map_err(|_| EINVAL)?;
+            pos.checked_add(i64::try_from(len)?).ok_or(EINVAL)?;
+            pos
+        } else {
+            if uk.arg_fd() != 0 {
+                return Err(EINVAL);
+            }
+            0
+        };
+
+        // The socket, as `sockfd_lookup()` finds it.
+        let fd = u32::try_from(uk.id())
+            .ok()
+            .filter(|&fd| i32::try_from(fd).is_ok())
+            .ok_or(EBADF)?;
+        let file = LocalFile::fget(fd)?;
+        // SAFETY: `file` is a valid file; we hold a reference to it.
+        let socket = unsafe { bindings::sock_from_file(file.as_ptr()) };
+        if socket.is_null() {
+            return Err(ENOTSOCK);
+        }
+        // SAFETY: `socket` is the socket of `file`, which our reference keeps alive; its `sk` and
+        // `type` are set before the file is published.
+        let (sk, ty) = unsafe { ((*socket).sk, (*socket).type_) };
+        if sk.is_null() {
+            return Err(EINVAL);
+        }
+        let stream = ty == bindings::sock_type_SOCK_STREAM as c_short;
+        // SAFETY: `kevent_ctl()` runs no `fdget_pos()` region; the socket's file is only used for
+        // socket calls, which do not use the file position.
+        let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
+
+        let buf = match op {
+            KEVENT_AIO_SENDFILE => Buf::Sendfile(Sendfile::new(uk.arg_fd(), pos, len)?),
+            _ => {
+                let recv = op == KEVENT_AIO_RECV;
+                match Pinned::new(arg0, len, recv)? {
+                    Ok(pages) if recv => Buf::Recv { pages, waitall },
+                    Ok(pages) => Buf::Send(pages),
+                    // Reported as the request's completion, once it is armed.
+                    Err(e) => Buf::Failed(e),
+                }
+            }
+        };
+        // SAFETY: The current task's credentials are valid during the system call; the `ARef`
+        // takes a reference of its own.
+        let cred: ARef<Credential> =
+            unsafe { Credential::from_ptr(bindings::kevent_aio_current_cred()) }.into();
+        let slot = KBox::<Submission>::new_uninit(GFP_KERNEL_ACCOUNT)?;
+        // From here on the request is a user of its context: `release()` it on every path.
+        let sock = AioSock::get(&file, sk as usize, stream)?;
+        let sock_ref = sock.clone();
+        let io = LockedBy::new(
+            &sock.io,
+            ReqIo {
+                state: ReqState::Unarmed,
+                done: 0,
+                buf,
+            },
+        );
+        let req = Arc::pin_init(
+            pin_init!(AioRequest {
+                links <- ListLinks::new(),
+                tracker <- AtomicTracker::new(),
+                storage: Storage::new(),
+                op,
+                cred,
+                io,
+                sock: sock_ref,
+            }),
+            GFP_KERNEL_ACCOUNT,
+        );
+        match req {
+            Ok(req) => Ok(slot.write(Submission(req))),
+            Err(e) => {
+                sock.release(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Submission {
+    /// The kevent is detached (removed, cancelled, its descriptor closed, delivered, its queue
+    /// released): stops the request if it has not finished. Waits for a pass of the work that
+    /// uses it; after this, nothing touches the request's pages.
+    fn drop(&mut self) {
+        let req = &self.0;
+        let (release, buf) = {
+            let mut io = req.sock.io.lock();
+            let st = req.io.access_mut(&mut io);
+            let was = core::mem::replace(&mut st.state, ReqState::Finished);
+            let buf = core::mem::replace(&mut st.buf, Buf::None);
+            if was == ReqState::Queued {
+                // SAFETY: A queued request is on its direction's list of its own context, and
+                // never on another list.
+                drop(unsafe { io.list_mut(req.dir()).remove(req) });
+            }
+            (was != ReqState::Finished, buf)
+        };
+        // Unpins the pages, drops the sendfile's file.
+        drop(buf);
+        if release {
+            req.sock.release(1);
+        }
+    }
+}
+
+/// Where a request is in its life; guarded by its context's `io`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReqState {
+    /// Submitted, its kevent not armed yet: not on its context's list.
+    Unarmed,
+    /// On its context's list, in its direction: the work runs it when it is the head.
+    Queued,
+    /// Completed, or stopped: reported (or never to be), off the list, its resources dropped.
+    Finished,
+}
+
+/// The direction of a request: each has its own FIFO on a socket.
+#[derive(Clone, Copy)]
+enum Dir {
+    /// `KEVENT_AIO_SEND` and `KEVENT_AIO_SENDFILE`.
+    Send,
+    /// `KEVENT_AIO_RECV`.
+    Recv,
+}
+
+/// What a request transfers with; dropped when it finishes.
+enum Buf {
+    /// Finished.
+    None,
+    /// The user buffer could not be pinned: the request completes with this error when armed.
+    Failed(Error),
+    /// The pages of a send.
+    Send(Pinned),
+    /// The pages of a receive, and whether to wait for all of them (`KEVENT_REQ_AIO_WAITALL`).
+    Recv { pages: Pinned, waitall: bool },
+    /// A sendfile.
+    Sendfile(Sendfile),
+}
+
+/// The state of a request that its context's work and `put` share, under the context's `io`.
+struct ReqIo {
+    state: ReqState,
+    /// Bytes moved so far.
+    done: usize,
+    buf: Buf,
+}
+
+/// One request.
+#[pin_data]
+struct AioRequest {
+    #[pin]
+    links: ListLinks,
+    #[pin]
+    tracker: AtomicTracker,
+    /// Where the request's kevent is registered; the request reports through it.
+    storage: Storage,
+    /// Its `KEVENT_AIO_*` bit.
+    op: u32,
+    /// Its submitter's credentials, which its transfers run with.
+    cred: ARef<Credential>,
+    /// What its transfers use.
+    io: LockedBy<ReqIo, SockIo>,
+    /// Its socket's context; the request is one of its users until it finishes.
+    sock: Arc<AioSock>,
+}
+
+kernel::list::impl_list_arc_safe! {
+    impl ListArcSafe<0> for AioRequest { tracked_by tracker: AtomicTracker; }
+}
+kernel::list::impl_list_item! {
+    impl ListItem<0> for AioRequest { using ListLinks { self.links }; }
+}
+
+/// What one step of a head request came to.
+enum Step {
+    /// The socket has no data or no room: wait for the next wake-up.
+    Wait,
+    /// The run's budget is spent, the request is not complete.
+    Budget,
+    /// The request is complete: the bytes moved, or why it failed.
+    Done(Result<usize>),
+}
+
+impl AioRequest {
+    fn dir(&self) -> Dir {
+        if self.op == KEVENT_AIO_RECV {
+            Dir::Recv
+        } else {
+            Dir::Send
+        }
+    }
+
+    /// The request's kevent is armed ([`kevent::Source::armed`]): queues the request behind the
+    /// others of its direction and kicks the work; or, if its buffer could not be pinned,
+    /// completes it now.
+    fn start(req: &Arc<AioRequest>) {
+        let sock = &req.sock;
+        let failed = {
+            let mut io = sock.io.lock();
+            let st = req.io.access_mut(&mut io);
+            if st.state != ReqState::Unarmed {
+                return;
+            }
+            if let Buf::Failed(e) = st.buf {
+                st.state = ReqState::Finished;
+                st.buf = Buf::None;
+                Some(e)
+            } else {
+                st.state = ReqState::Queued;
+                match ListArc::try_from_arc(req.clone()) {
+                    Ok(item) => {
+                        io.list_mut(req.dir()).push_back(item);
+                        None
+                    }
+                    // Cannot happen: a request is queued once, and only here.
+                    Err(_) => {
+                        let st = req.io.access_mut(&mut io);
+                        st.state = ReqState::Finished;
+                        st.buf = Buf::None;
+                        Some(EINVAL)
+                    }
+                }
+            }
+        };
+        match failed {
+            Some(e) => {
+                req.report(Err(e));
+                sock.release(1);
+            }
+            None => {
+                // The submitter's pass first, where allowed; the work for what it leaves.
+                if !module_parameters::inline_submit.value() || sock.run_once() {
+                    // Already queued: the run that is pending will see the request.
+                    let _ = workqueue::system().enqueue(sock.clone());
+                }
+            }
+        }
+    }
+
+    /// Reports the request's completion through its storage.
+    fn report(&self, res: Result<usize>) {
+        match res {
+            Ok(n) => self
+                .storage
+                .ready(self.op, i64::try_from(n).unwrap_or(i64::MAX)),
+            // SAFETY: A request reports once, when it finishes (under its context's `io`, or
+            // in `start` before it is queued), after its kevent was armed, so no registration
+            // runs on its storage (`KEVENT_CTL_MODIFY` is refused); and no `ready` either.
+            Err(e) => unsafe { self.storage.fail(self.op, e) },
+        }
+    }
+
+    /// The head request of its direction, off its list now, completed with `res`: drops what it
+    /// transferred with (unpins its pages) and reports.
+    fn finish(&self, io: &mut SockIo, res: Result<usize>) {
+        let st = self.io.access_mut(io);
+        st.state = ReqState::Finished;
+        drop(core::mem::replace(&mut st.buf, Buf::None));
+        self.report(res);
+    }
+
+    /// Moves data for the request, the head of its direction on `sock`, with its submitter's
+    /// credentials.
+    fn transfer(&self, sock: &AioSock, io: &mut SockIo, budget: &mut usize) -> Step {
+        let st = self.io.access_mut(io);
+        let _cred = AsSubmitter::new(&self.cred);
+        let socket = sock.socket();
+        let done = &mut st.done;
+        match &mut st.buf {
+            Buf::Send(pages) => send(socket, pages, sock.stream, done, budget),
+            Buf::Recv { pages, waitall } => {
+                recv(socket, pages, *waitall, sock.stream, done, budget)
+            }
+            Buf::Sendfile(sf) => sf.send(socket, done, budget),
+            // Never queued.
+            Buf::None | Buf::Failed(_) => Step::Done(Err(EINVAL)),
+        }
+    }
+}
+
+/// The result of a socket or file call: bytes, or `-errno`.
+fn io_result(ret: isize) -> Result<usize> {
+    match usize::try_from(ret) {
+        Ok(n) => Ok(n),
+        Err(_) => Err(Error::from_errno(
+            c_int::try_from(ret).unwrap_or(-(bindings::EIO as c_int)),
+        )),
+    }
+}
+
+/// The most one socket call may move of the `left` bytes of a request: the budget for a stream
+/// socket, whose data may be split at any byte; everything for the others, whose sends and
+/// receives are messages (a datagram must not be cut in two, nor received into less than it
+/// needs).
+fn chunk(stream: bool, left: usize, budget: usize) -> usize {
+    if stream {
+        left.min(budget)
+    } else {
+        left
+    }
+}
+
+/// Sends the rest of the pages of a send request.
+fn send(
+    socket: *mut bindings::socket,
+    pages: &Pinned,
+    stream: bool,
+    done: &mut usize,
+    budget: &mut usize,
+) -> Step {
+    loop {
+        let left = pages.len - *done;
+        if left == 0 {
+            return Step::Done(Ok(pages.len));
+        }
+        if *budget == 0 {
+            return Step::Budget;
+        }
+        let mut msg = pages.msg(bindings::ITER_SOURCE, *done, chunk(stream, left, *budget));
+        msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+        // SAFETY: `socket` is the socket of the context's file, which the context keeps open;
+        // `msg` is a valid message over pinned pages that `pages` holds for the call.
+        let ret = unsafe { bindings::sock_sendmsg(socket, &mut msg) };
+        match io_result(ret as isize) {
+            // No room (sending set `SOCK_NOSPACE`: the socket calls back when there is).
+            Ok(0) => return Step::Wait,
+            Err(e) if e == EAGAIN => return Step::Wait,
+            Err(e) => return Step::Done(Err(e)),
+            Ok(n) => {
+                *done += n.min(left);
+                *budget = budget.saturating_sub(n);
+            }
+        }
+    }
+}
+
+/// Receives into the rest of the pages of a receive request: complete at the first data, or with
+/// `waitall` when the pages are full; at end of file either way.
+fn recv(
+    socket: *mut bindings::socket,
+    pages: &Pinned,
+    waitall: bool,
+    stream: bool,
+    done: &mut usize,
+    budget: &mut usize,
+) -> Step {
+    loop {
+        let left = pages.len - *done;
+        if left == 0 {
+            return Step::Done(Ok(pages.len));
+        }
+        if *budget == 0 {
+            return Step::Budget;
+        }
+        let mut msg = pages.msg(bindings::ITER_DEST, *done, chunk(stream, left, *budget));
+        // SAFETY: As in `send`; the pages were pinned for writing.
+        let ret =
+            unsafe { bindings::sock_recvmsg(socket, &mut msg, bindings::MSG_DONTWAIT as c_int) };
+        match io_result(ret as isize) {
+            Err(e) if e == EAGAIN => return Step::Wait,
+            Err(e) => return Step::Done(Err(e)),
+            // End of file (or, on a datagram socket, an empty datagram).
+            Ok(0) => return Step::Done(Ok(*done)),
+            Ok(n) => {
+                *done += n.min(left);
+                *budget = budget.saturating_sub(n);
+                if !waitall {
+                    return Step::Done(Ok(*done));
+                }
+            }
+        }
+    }
+}
+
+/// Runs the code of its scope with a request's submitter's credentials.
+struct AsSubmitter<'a> {
+    /// The worker's own credentials, given back at the end of the scope.
+    old: *const bindings::cred,
+    _cred: PhantomData<&'a Credential>,
+}
+
+impl<'a> AsSubmitter<'a> {
+    fn new(cred: &'a Credential) -> Self {
+        // SAFETY: `cred` is valid, and it outlives the guard, which reverts it.
+        let old = unsafe { bindings::kevent_aio_override_creds(cred.as_ptr()) };
+        AsSubmitter {
+            old,
+            _cred: PhantomData,
+        }
+    }
+}
+
+impl Drop for AsSubmitter<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `old` are the credentials `override_creds()` replaced, in this task, which
+        // keeps them.
+        unsafe { bindings::kevent_aio_revert_creds(self.old) };
+    }
+}
+
+/// User pages pinned for a send or a receive, as the segments of a `bio_vec` iterator.
+///
+/// # Invariants
+///
+/// Every page of `bvecs` is pinned once (`pin_user_pages_fast()`), and unpinned when this is
+/// dropped; the segments hold `len` bytes, the first from its `bv_offset`, every other from 0
+/// and, but the last, a whole page.
+struct Pinned {
+    bvecs: KVVec<bindings::bio_vec>,
+    len: usize,
+    /// Pinned for writing (a receive): marked dirty when unpinned.
+    write: bool,
+}
+
+// SAFETY: Pinned pages may be used and unpinned from any thread; the raw page pointers are only
+// dereferenced by the kernel's iterator and unpin functions.
+unsafe impl Send for Pinned {}
+
+impl Pinned {
+    /// Pins the `len` bytes of user memory at `addr`, of the current process, for writing if
+    /// `write`.
+    ///
+    /// The outer error (`ENOMEM` for the list of pages) fails the submission; the inner one (the
+    /// memory cannot be pinned, `EFAULT` usually) completes the request.
+    fn new(addr: u64, len: usize, write: bool) -> Result<Result<Pinned>> {
+        let Some((addr, end)) = usize::try_from(addr)
+            .ok()
+            .and_then(|a| Some((a, a.checked_add(len)?)))
+        else {
+            return Ok(Err(EFAULT));
+        };
+        let first = addr & PAGE_MASK;
+        let nr = (end - first).div_ceil(PAGE_SIZE);
+        // INVARIANT: Nothing is pinned yet.
+        let mut pinned = Pinned {
+            bvecs: KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?,
+            len,
+            write,
+        };
+        let mut flags = bindings::FOLL_LONGTERM as c_uint;
+        if write {
+            flags |= bindings::FOLL_WRITE as c_uint;
+        }
+        let mut pages = [core::ptr::null_mut::<bindings::page>(); PIN_BATCH];
+        let mut offset = addr - first;
+        let mut left = len;
+        while pinned.bvecs.len() < nr {
+            let want = (nr - pinned.bvecs.len()).min(PIN_BATCH);
+            let start = first + pinned.bvecs.len() * PAGE_SIZE;
+            // SAFETY: `pages` has room for `want` pointers; `start` is a user address of the
+            // current process (checked by the call).
+            let got = unsafe {
+                bindings::pin_user_pages_fast(
+                    start as c_ulong,
+                    want as c_int,
+                    flags,
+                    pages.as_mut_ptr(),
+                )
+            };
+            let got = match usize::try_from(got) {
+                Ok(0) => return Ok(Err(EFAULT)),
+                Ok(got) => got.min(want),
+                Err(_) => return Ok(Err(Error::from_errno(got))),
+            };
+            for &page in &pages[..got] {
+                let n = (PAGE_SIZE - offset).min(left);
+                let bv = bindings::bio_vec {
+                    bv_page: page,
+                    bv_len: n as c_uint,
+                    bv_offset: offset as c_uint,
+                };
+                // INVARIANT: The page is pinned and now in `bvecs`, which has room for `nr`.
+                if pinned.bvecs.push_within_capacity(bv).is_err() {
+                    // Cannot happen; do not leak the pin.
+                    let mut page = page;
+                    // SAFETY: `page` was pinned above and is in no list.
+                    unsafe { bindings::unpin_user_pages_dirty_lock(&mut page, 1, false) };
+                }
+                left -= n;
+                offset = 0;
+            }
+        }
+        Ok(Ok(pinned))
+    }
+
+    /// The segment that holds byte `at` of the buffer, and the offset of the byte in it.
+    fn seek(&self, at: usize) -> (usize, usize) {
+        let first = self.bvecs.first().map_or(0, |bv| bv.bv_len as usize);
+        if at < first {
+            (0, at)
+        } else {
+            let rest = at - first;
+            (1 + rest / PAGE_SIZE, rest % PAGE_SIZE)
+        }
+    }
+
+    /// A message whose iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) covers bytes
+    /// `at..at + n` of the buffer (`at + n <= len`). It points into `self`: use it while `self`
+    /// lives.
+    fn msg(&self, dir: c_uint, at: usize, n: usize) -> bindings::msghdr {
+        let (seg, skip) = self.seek(at);
+        let segs = self.bvecs.get(seg..).unwrap_or(&[]);
+        let mut msg = bindings::msghdr::default();
+        // SAFETY: `segs` are initialised segments that hold at least `skip + n` bytes (by the
+        // type invariants, as `at + n <= len`); `iov_iter_bvec()` only records them, and
+        // `iov_iter_advance()` skips `skip` bytes of the first.
+        unsafe {
+            bindings::iov_iter_bvec(
+                &mut msg.msg_iter,
+                dir,
+                segs.as_ptr(),
+                segs.len() as c_ulong,
+                skip + n,
+            );
+            bindings::iov_iter_advance(&mut msg.msg_iter, skip);
+        }
+        msg
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        for bv in self.bvecs.iter_mut() {
+            // SAFETY: By the type invariants the page is pinned, and it is unpinned once, here.
+            unsafe { bindings::unpin_user_pages_dirty_lock(&mut bv.bv_page, 1, self.write) };
+        }
+    }
+}
+
+/// A sendfile request: its file, where it reads and how much, and what it read and has not sent.
+struct Sendfile {
+    file: ARef<File>,
+    /// The offset of the next read.
+    pos: i64,
+    /// The bytes to send.
+    count: usize,
+    /// What the last read returned, allocated at the first.
+    buf: KVVec<u8>,
+    /// Bytes of `buf` read.
+    filled: usize,
+    /// Bytes of `buf` sent.
+    sent: usize,
+}
+
+impl Sendfile {
+    /// The file `fd`, if it can be sent from: `EBADF` if it is not open for reading, `EINVAL`
+    /// if it is not a regular file read through `->read_iter` (as `kernel_read()` wants it).
+    fn new(fd: u32, pos: i64, count: usize) -> Result<Sendfile> {
+        let file = LocalFile::fget(fd)?;
+        let f = file.as_ptr();
+        // SAFETY: `f` is a valid file; we hold a reference to it.
+        let mode = unsafe { bindings::kevent_aio_file_mode(f) };
+        if mode & bindings::KEVENT_AIO_FILE_READ == 0 {
+            return Err(EBADF);
+        }
+        // SAFETY: A file's `f_inode` and `f_op` are set before the file is published and never
+        // change; the file keeps its inode alive, and `f_op` points to static operations.
+        let (i_mode, read_iter, read) = unsafe {
+            let fop = (*f).f_op;
+            (
+                (*(*f).f_inode).i_mode,
+                (*fop).read_iter.is_some(),
+                (*fop).read.is_some(),
+            )
+        };
+        if u32::from(i_mode) & bindings::S_IFMT != bindings::S_IFREG
+            || mode & bindings::KEVENT_AIO_FILE_CAN_READ == 0
+            || !read_iter
+            || read
+        {
+            return Err(EINVAL);
+        }
+        // SAFETY: `kevent_ctl()` runs no `fdget_pos()` region; the file is read at offsets of
+        // our own (`kernel_read()` with `pos`), never at its file position.
+        let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
+        Ok(Sendfile {
+            file,
+            pos,
+            count,
+            buf: KVVec::new(),
+            filled: 0,
+            sent: 0,
+        })
+    }
+
+    /// Reads and sends the rest of the file's range: complete when `count` bytes are sent, or at
+    /// the end of the file.
+    fn send(
+        &mut self,
+        socket: *mut bindings::socket,
+        done: &mut usize,
+        budget: &mut usize,
+    ) -> Step {
+        loop {
+            if self.sent == self.filled {
+                let left = self.count - *done;
+                if left == 0 {
+                    return Step::Done(Ok(self.count));
+                }
+                if *budget == 0 {
+                    return Step::Budget;
+                }
+                if self.buf.is_empty() {
+                    // Only a head request holds a buffer.
+                    match KVVec::from_elem(0u8, left.min(SENDFILE_CHUNK), GFP_KERNEL) {
+                        Ok(buf) => self.buf = buf,
+                        Err(_) => return Step::Done(Err(ENOMEM)),
+                    }
+                }
+                let want = left.min(self.buf.len());
+                // SAFETY: The file is valid (we hold it) and open for reading; `buf` has room
+                // for `want` bytes; `pos` is a valid offset.
+                let ret = unsafe {
+                    bindings::kernel_read(
+                        self.file.as_ptr(),
+                        self.buf.as_mut_ptr().cast(),
+                        want,
+                        &mut self.pos,
+                    )
+                };
+                match io_result(ret) {
+                    Err(e) => return Step::Done(Err(e)),
+                    // End of file: what was sent is the result.
+                    Ok(0) => return Step::Done(Ok(*done)),
+                    Ok(n) => {
+                        self.filled = n.min(want);
+                        self.sent = 0;
+                    }
+                }
+            }
+            if *budget == 0 {
+                return Step::Budget;
+            }
+            let chunk = self.buf.get(self.sent..self.filled).unwrap_or(&[]);
+            let kv = bindings::kvec {
+                iov_base: chunk.as_ptr().cast_mut().cast(),
+                iov_len: chunk.len(),
+            };
+            let mut msg = bindings::msghdr::default();
+            msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+            // SAFETY: `kv` describes `chunk`, which outlives the message; the socket is sent from
+            // (`ITER_SOURCE`), never written into it.
+            unsafe {
+                bindings::iov_iter_kvec(
+                    &mut msg.msg_iter,
+                    bindings::ITER_SOURCE,
+                    &kv,
+                    1,
+                    chunk.len(),
+                )
+            };
+            // SAFETY: As in `send()`.
+            let ret = unsafe { bindings::sock_sendmsg(socket, &mut msg) };
+            match io_result(ret as isize) {
+                Ok(0) => return Step::Wait,
+                Err(e) if e == EAGAIN => return Step::Wait,
+                Err(e) => return Step::Done(Err(e)),
+                Ok(n) => {
+                    let n = n.min(self.filled - self.sent);
+                    self.sent += n;
+                    *done += n;
+                    *budget = budget.saturating_sub(n);
+                }
+            }
+        }
+    }
+}
+
+/// The requests of one socket and what runs them.
+#[pin_data]
+struct AioSock {
+    /// The `struct sock`, the context's key in [`SOCKS`].
+    sk: usize,
+    /// The socket's file: keeps the socket alive while the context lives.
+    file: ARef<File>,
+    /// A `SOCK_STREAM` socket: its transfers may be split anywhere.
+    stream: bool,
+    #[pin]
+    io: Mutex<SockIo>,
+    #[pin]
+    work: Work<AioSock>,
+    /// Requests between their submission and their end; the context leaves [`SOCKS`] at 0.
+    users: GlobalLockedBy<usize, SOCKS>,
+}
+
+/// A context's requests, and its watch on the socket; guarded by `AioSock::io`.
+struct SockIo {
+    /// Send and sendfile requests, in submission order: the head one transfers.
+    send: List<AioRequest>,
+    /// Receive requests, in submission order.
+    recv: List<AioRequest>,
+    /// The entry on the socket's wait queue, while the context is in [`SOCKS`].
+    watch: Option<Pin<KBox<PollWatch<AioSock>>>>,
+}
+
+impl SockIo {
+    fn list(&self, dir: Dir) -> &List<AioRequest> {
+        match dir {
+            Dir::Send => &self.send,
+            Dir::Recv => &self.recv,
+        }
+    }
+
+    fn list_mut(&mut self, dir: Dir) -> &mut List<AioRequest> {
+        match dir {
+            Dir::Send => &mut self.send,
+            Dir::Recv => &mut self.recv,
+        }
+    }
+}
+
+impl_has_work! {
+    impl HasWork<Self> for AioSock { self.work }
+}
+
+impl AioSock {
+    /// The context of the socket of `file`, whose `struct sock` is `sk`, with one more user; made
+    /// (and watching the socket) if the socket has none.
+    fn get(file: &ARef<File>, sk: usize, stream: bool) -> Result<Arc<AioSock>> {
+        let mut guard = SOCKS.lock();
+        let found = guard.as_ref().and_then(|t| t.get(&sk)).cloned();
+        if let Some(sock) = found {
+            *sock.users.as_mut(&mut guard) += 1;
+            return Ok(sock);
+        }
+        // Everything that can fail first: once the watch exists, the context is published.
+        let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let sock = Arc::pin_init(
+            pin_init!(AioSock {
+                sk,
+                file: file.clone(),
+                stream,
+                io <- new_mutex!(
+                    SockIo {
+                        send: List::new(),
+                        recv: List::new(),
+                        watch: None,
+                    },
+                    "kevent_aio_sock"
+                ),
+                work <- new_work!("kevent_aio_sock"),
+                users: GlobalLockedBy::new(1),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        // From now on a wake-up of the socket queues the work (which finds nothing to do until
+        // a request is armed).
+        let watch = KBox::pin_init(
+            PollWatch::new(file.clone(), sock.clone()),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        sock.io.lock().watch = Some(watch);
+        let _ = guard
+            .get_or_insert_with(RBTree::new)
+            .insert(node.into_node(sk, sock.clone()));
+        Ok(sock)
+    }
+
+    /// `n` of the context's requests finished: after the last one, the context leaves
+    /// [`SOCKS`] and stops watching the socket.
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let removed = {
+            let mut guard = SOCKS.lock();
+            let users = self.users.as_mut(&mut guard);
+            *users = users.saturating_sub(n);
+            if *users != 0 {
+                return;
+            }
+            guard.as_mut().and_then(|t| {
+                let mine = t
+                    .get(&self.sk)
+                    .is_some_and(|s| core::ptr::eq::<AioSock>(&**s, self));
+                if mine {
+                    t.remove(&self.sk)
+                } else {
+                    None
+                }
+            })
+        };
+        drop(removed);
+        // The watch holds a reference to the context: dropping it lets the context go with its
+        // last request (or queued run).
+        let watch = self.io.lock().watch.take();
+        drop(watch);
+    }
+
+    /// The socket.
+    fn socket(&self) -> *mut bindings::socket {
+        // SAFETY: The file is valid (we hold it); it was checked to be a socket, so this is its
+        // `struct socket`, which lives as long as the file.
+        unsafe { bindings::sock_from_file(self.file.as_ptr()) }
+    }
+
+    /// Runs the head requests of one direction until one must wait for the socket, none is
+    /// left, or the run's budget is spent: then returns `true`. Counts in `finished` the
+    /// requests it completes.
+    fn pass(&self, io: &mut SockIo, dir: Dir, finished: &mut usize) -> bool {
+        let mut budget = BUDGET;
+        loop {
+            let Some(head) = io.list(dir).iter().next().map(Arc::<AioRequest>::from) else {
+                return false;
+            };
+            match head.transfer(self, io, &mut budget) {
+                Step::Wait => return false,
+                Step::Budget => return true,
+                Step::Done(res) => {
+                    // It is the head: nobody else changes the list while we hold `io`.
+                    drop(io.list_mut(dir).pop_front());
+                    head.finish(io, res);
+                    *finished += 1;
+                }
+            }
+        }
+    }
+}
+
+impl AioSock {
+    /// One run: a pass over each direction, with its own budget. Returns whether a budget was
+    /// spent with work left.
+    fn run_once(&self) -> bool {
+        let mut finished = 0;
+        let more = {
+            let mut io = self.io.lock();
+            let send = self.pass(&mut io, Dir::Send, &mut finished);
+            let recv = self.pass(&mut io, Dir::Recv, &mut finished);
+            send || recv
+        };
+        self.release(finished);
+        more
+    }
+}
+
+impl WorkItem for AioSock {
+    type Pointer = Arc<AioSock>;
+
+    /// One run of the work item.
+    fn run(this: Arc<AioSock>) {
+        if this.run_once() {
+            // Budget spent with work left: to the tail of this CPU's queue, behind the work of
+            // other sockets.
+            let _ = workqueue::system().enqueue(this);
+        }
+    }
+}
+
+impl PollWake for AioSock {
+    /// The socket's wait queue was woken (data, room, a state change, an error): the heads may
+    /// move. Atomic context: only queues the work, on this CPU (see the module documentation).
+    fn wake(this: ArcBorrow<'_, Self>, _events: u32) {
+        // Already queued: that run will see what woke us. The reference we made goes back (the
+        // watch holds another, so this is not the last).
+        let _ = workqueue::system().enqueue(Arc::<AioSock>::from(this));
+    }
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kevent network AIO source: what its Rust side (aio.rs) cannot reach, the
+ * inline helpers of <linux/cred.h> and the fmode_t bits of <linux/fs.h>
+ * (their __force casts hide them from bindgen). Each function is a wrapper
+ * of one helper or a read of one field; the logic is in aio.rs. Included by
+ * rust/bindings/bindings_helper.h.
+ */
+#ifndef _NET_KEVENT_AIO_GLUE_H
+#define _NET_KEVENT_AIO_GLUE_H
+
+#include <linux/types.h>
+
+struct cred;
+struct file;
+
+/* kevent_aio_file_mode(): the file's f_mode, as facts. */
+#define KEVENT_AIO_FILE_READ		0x1	/* FMODE_READ: open for reading */
+#define KEVENT_AIO_FILE_CAN_READ	0x2	/* FMODE_CAN_READ: has a read method */
+
+u32 kevent_aio_file_mode(struct file *file);
+const struct cred *kevent_aio_current_cred(void);
+const struct cred *kevent_aio_override_creds(const struct cred *cred);
+void kevent_aio_revert_creds(const struct cred *old);
+
+#endif /* _NET_KEVENT_AIO_GLUE_H */
