@@ -716,12 +716,12 @@ impl Request {
     ///
     /// # Safety
     ///
-    /// The kernel pins `buf` when the request is submitted and reads it
-    /// after this function and [`Queue::add`] have returned, until the
-    /// request ends. For each submission of the returned request (or of a
-    /// copy of it) that succeeds, the memory of `buf` must stay allocated
-    /// (not freed for reuse) and must not be written until the request has
-    /// ended, which is the first of:
+    /// The kernel pins `buf` when the request is submitted and reads it in
+    /// [`Queue::add`] and after it has returned, until the request ends. For
+    /// each submission of the returned request (or of a copy of it) that
+    /// succeeds, the memory of `buf` must stay allocated (not freed for
+    /// reuse) and must not be written until the request has ended, which is
+    /// the first of:
     ///
     /// - its event has been collected from the queue, by any thread or
     ///   process;
@@ -758,11 +758,10 @@ impl Request {
     ///
     /// # Safety
     ///
-    /// The kernel pins `buf` when the request is submitted and writes it
-    /// after this function and [`Queue::add`] have returned, until the
-    /// request ends (as defined for [`Request::aio_send`]: its event
-    /// collected, a `REMOVE` of it or the close of `sock` returned, or the
-    /// queue released). For each submission of the returned request (or of
+    /// The kernel pins `buf` when the request is submitted and writes it in
+    /// [`Queue::add`] and after it has returned, until the request ends (as
+    /// defined for [`Request::aio_send`]: its event collected, a `REMOVE` of
+    /// it or the close of `sock` returned, or the queue released). For each submission of the returned request (or of
     /// a copy of it) that succeeds, the memory of `buf` must stay allocated
     /// (not freed for reuse) and must not be read or written by any means
     /// until then; no reference to it may be live meanwhile.
