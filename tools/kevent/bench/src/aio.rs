@@ -86,6 +86,7 @@ use kevent::{Events, Queue, Request};
 
 use crate::stats::{self, num, per, ratio, Outcome, Table};
 use crate::stream;
+use crate::stream::Transport;
 use crate::sys;
 use crate::{EchoCpus, Env, Need};
 
@@ -101,12 +102,6 @@ const MIB: f64 = (1 << 20) as f64;
 const RECV_BIT: u64 = 1 << 63;
 /// The receiver's `recv()` size in the sendfile runs.
 const FILE_RECV: usize = 64 << 10;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Transport {
-    Tcp,
-    Unix,
-}
 
 /// One table: a transport, a message size and the data per run.
 #[derive(Clone, Copy)]
@@ -413,10 +408,7 @@ fn check(buf: &[u8], first: u64, full: bool) -> Result<(), String> {
 /// A connection (sending end, receiving end) with `TCP_NODELAY` (TCP) and
 /// the stall timeouts, non-blocking if `nonblock`.
 fn pair(t: Transport, nonblock: bool) -> Result<(OwnedFd, OwnedFd), String> {
-    let (tx, rx) = match t {
-        Transport::Tcp => stream::tcp_pair().map_err(|e| format!("TCP connection: {e}"))?,
-        Transport::Unix => stream::unix_pair().map_err(|e| format!("socketpair: {e}"))?,
-    };
+    let (tx, rx) = t.connect()?;
     let stall = libc::timeval {
         tv_sec: STALL.as_secs() as _,
         tv_usec: 0,
@@ -1204,77 +1196,66 @@ fn cpu_cells(v: &[Sample]) -> [String; 3] {
 }
 
 fn message_table(s: Spec, results: &[(Mech, Outcome<Sample>)]) -> Table {
-    let mut t = Table::new(
+    let rows: Vec<_> = results.iter().map(|(m, o)| (m.name(), o)).collect();
+    throughput_table(
         format!("AIO: {}", s.name()),
-        &[
-            "mechanism",
-            "MB/s (median)",
-            "min–max",
-            "ratio to blocking",
-            "ns/message",
-            "syscalls/message",
-            "wall µs/MiB",
-            "process CPU µs/MiB",
-            "all-CPU busy µs/MiB",
-        ],
-    );
-    let base = results[0].1.median_of(Sample::mbps).unwrap_or(f64::NAN);
-    for (m, o) in results {
-        if t.row_outcome(&[m.name()], o) {
-            continue;
-        }
-        let v = o.samples().unwrap_or_default();
-        let mb = stats::summarize_by(v, Sample::mbps);
-        let [wall, cpu, busy] = cpu_cells(v);
-        t.row(vec![
-            m.name().into(),
-            num(mb.median),
-            stats::range(&mb),
-            ratio(mb.median, base),
-            num(stats::summarize_by(v, Sample::ns_per_unit).median),
-            per(stats::summarize_by(v, Sample::sc_per_unit).median),
-            wall,
-            cpu,
-            busy,
-        ]);
-    }
-    t
+        ["ratio to blocking", "ns/message", "syscalls/message"],
+        Sample::sc_per_unit,
+        &rows,
+    )
 }
 
 fn file_table(piece: usize, size: usize, results: &[(FileMech, Outcome<Sample>)]) -> Table {
-    let mut t = Table::new(
+    let rows: Vec<_> = results.iter().map(|(m, o)| (m.name(), o)).collect();
+    throughput_table(
         format!(
             "AIO sendfile: {} MiB file over TCP 127.0.0.1, {} pieces",
             size >> 20,
             size_name(piece)
         ),
+        ["ratio to sendfile(2)", "ns/piece", "sender syscalls/piece"],
+        Sample::sender_sc_per_unit,
+        &rows,
+    )
+}
+
+/// A throughput table: MB/s, the ratio to the first row, time and system calls per unit (as
+/// `syscalls` counts them), and CPU per MiB; `labels` name the ratio, time and syscall columns.
+fn throughput_table(
+    title: String,
+    labels: [&str; 3],
+    syscalls: fn(&Sample) -> f64,
+    results: &[(&str, &Outcome<Sample>)],
+) -> Table {
+    let mut t = Table::new(
+        title,
         &[
             "mechanism",
             "MB/s (median)",
             "min–max",
-            "ratio to sendfile(2)",
-            "ns/piece",
-            "sender syscalls/piece",
+            labels[0],
+            labels[1],
+            labels[2],
             "wall µs/MiB",
             "process CPU µs/MiB",
             "all-CPU busy µs/MiB",
         ],
     );
     let base = results[0].1.median_of(Sample::mbps).unwrap_or(f64::NAN);
-    for (m, o) in results {
-        if t.row_outcome(&[m.name()], o) {
+    for &(name, o) in results {
+        if t.row_outcome(&[name], o) {
             continue;
         }
         let v = o.samples().unwrap_or_default();
         let mb = stats::summarize_by(v, Sample::mbps);
         let [wall, cpu, busy] = cpu_cells(v);
         t.row(vec![
-            m.name().into(),
+            name.into(),
             num(mb.median),
             stats::range(&mb),
             ratio(mb.median, base),
             num(stats::summarize_by(v, Sample::ns_per_unit).median),
-            per(stats::summarize_by(v, Sample::sender_sc_per_unit).median),
+            per(stats::summarize_by(v, syscalls).median),
             wall,
             cpu,
             busy,

@@ -51,10 +51,21 @@ const SMALL: usize = 128;
 const LARGE: usize = 64 << 10;
 const STALL: Duration = Duration::from_secs(30);
 
+/// A connected stream socket pair: TCP over 127.0.0.1 or UNIX (shared with the AIO case).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     Tcp,
     Unix,
+}
+
+impl Transport {
+    /// A new connection: (sending end, receiving end), blocking.
+    pub(crate) fn connect(self) -> Result<(OwnedFd, OwnedFd), String> {
+        match self {
+            Transport::Tcp => tcp_pair().map_err(|e| format!("TCP connection: {e}")),
+            Transport::Unix => unix_pair().map_err(|e| format!("socketpair: {e}")),
+        }
+    }
 }
 
 /// One row: a transport, a message size and the data per run.
@@ -310,10 +321,7 @@ fn receiver(fd: OwnedFd, s: Spec, start: &Barrier) -> Result<Received, String> {
 }
 
 fn run_one(s: Spec, pin: EchoCpus) -> Result<Sample, String> {
-    let (tx, rx) = match s.transport {
-        Transport::Tcp => tcp_pair().map_err(|e| format!("TCP connection: {e}"))?,
-        Transport::Unix => unix_pair().map_err(|e| format!("socketpair: {e}"))?,
-    };
+    let (tx, rx) = s.transport.connect()?;
     let stall = libc::timeval {
         tv_sec: STALL.as_secs() as _,
         tv_usec: 0,

@@ -9,6 +9,10 @@
 #define KEVENT_SELFTEST_SYS_H
 
 #include <errno.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "../../../lib/kevent/libkevent.h"
 
 static inline int sys_kevent_ctl(int fd, unsigned int cmd, unsigned int num,
@@ -50,6 +54,27 @@ static inline int poll_now(int kfd, struct ukevent *buf, unsigned int max)
 	struct __kernel_timespec zero = { 0, 0 };
 
 	return sys_kevent_get_events(kfd, 0, max, &zero, buf, 0);
+}
+
+/* A TCP socket listening on 127.0.0.1, port chosen by the kernel (in *port). */
+static inline int tcp_listener(unsigned short *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int one = 1, fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 128) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len)) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
 }
 
 #endif /* KEVENT_SELFTEST_SYS_H */
