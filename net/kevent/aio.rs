@@ -23,39 +23,54 @@
 //!
 //! - [`AioRequest`] (in an `Arc`): one request. It embeds the [`Storage`] its kevent registers
 //!   on, and reports through it: [`Storage::ready`] with its operation bit and the byte count on
-//!   success, [`Storage::fail`] on failure. It holds its submitter's credentials, its context
-//!   (and through it the socket) and, while it runs, its pinned pages or its file.
+//!   success, [`Storage::fail`] on failure. It holds the socket's file and, while it runs, its
+//!   buffer (its address, then its pinned pages) or its sendfile's file; once queued, its
+//!   context and its submitter's credentials.
 //! - [`Submission`]: what the core holds (`Source::Object`, in a `KBox`): dropping it (the table's
 //!   `put`, when the kevent is detached) stops the request.
 //! - [`AioSock`] (in an `Arc`): the context of one socket with requests: a reference to the
 //!   socket's file, one [`PollWatch`] on the socket's wait queue, a FIFO of requests in each
 //!   direction (send and sendfile; receive) and the work item that runs them. Found through
-//!   [`SOCKS`], a map from the `struct sock` to its context, made on the socket's first request
-//!   and removed when its last one finishes.
+//!   [`SOCKS`], a map from the `struct sock` to its context, made when a request of the socket is
+//!   queued and the socket has none, and removed when its last queued request finishes.
 //!
 //! # Execution
 //!
 //! Requests on one socket run in submission order in each direction: only the head of each FIFO
-//! transfers. They run in the context's work item, never in the submitter's system call and never
-//! in the socket's callbacks: the [`PollWatch`] wake function (any wake-up of the socket's wait
-//! queue: data, room, a state change, an error; atomic context) only queues the work, and so does
-//! the registration of a request ([`kevent::Source::armed`]). The work runs each head with
+//! transfers. Queued requests run in the context's work item (or a pass of it in `armed`, below),
+//! never in the socket's callbacks: the [`PollWatch`] wake function (any wake-up of the socket's
+//! wait queue: data, room, a state change, an error; atomic context) only queues the work. The work runs each head with
 //! non-blocking I/O (`MSG_DONTWAIT | MSG_NOSIGNAL`) until the socket says `EAGAIN` (the head waits
 //! for the next wake-up), the request completes (the next one becomes the head) or the run's budget
 //! is spent: [`BUDGET`] bytes per direction per run, after which the work queues itself again, at
 //! the tail, so that one busy connection cannot starve the others sharing the worker. Send and
-//! receive move data between the socket and the request's user pages, pinned at submission
+//! receive move data between the socket and the request's user pages, pinned when it is queued
 //! (`pin_user_pages_fast()`, `FOLL_WRITE` for receive), through an `ITER_BVEC` iterator; sendfile
 //! reads the file (`kernel_read()`, at most [`SENDFILE_CHUNK`] bytes at a time, into a buffer of
 //! the request) and sends that. The work runs with the credentials of each request's submitter
 //! (`override_creds()`), so that the LSM checks of `sock_sendmsg()` and of the read see the
 //! submitter, not the worker.
 //!
-//! A request whose socket is ready at submission completes inline: `armed` runs one pass of its
-//! context itself, in `kevent_ctl()` (in the submitter's context, with the same non-blocking calls
-//! and budget), and queues the work only if that pass leaves something to do. For small messages
-//! this saves the two context switches of a work item per request; `kevent_aio.inline_submit=0`
-//! on the command line turns it off, for comparison (see the AIO case of `kevent-bench`).
+//! A request whose socket is ready at submission completes inline, in `armed` (so in the
+//! submitter's `kevent_ctl()`), with the same non-blocking calls and budget:
+//!
+//! - If the socket has no context (no request of any direction queued on it), the request's first
+//!   pass moves data straight between the socket and the user's buffer (`import_ubuf()`: the
+//!   submitter's address space is the current one), and a request it completes is reported at
+//!   once: nothing is pinned, and no context or watch is made. Only what is left is pinned and
+//!   queued on a context, made then.
+//! - Otherwise the request is pinned and queued, and its context runs one pass here.
+//!
+//! Either way the work is queued only if the pass leaves something to do. For small messages this
+//! saves the two context switches of a work item, the pinning and the context of a request;
+//! `kevent_aio.inline_submit=0` on the command line turns it off (every request is pinned,
+//! queued, and run by the work), for comparison (see the AIO case of `kevent-bench`).
+//!
+//! The first pass without a context takes no lock of the socket's requests: a request submitted
+//! at the same moment from another thread may find no context either and run its pass too,
+//! interleaving its bytes with this one's, as two concurrent `send()` calls may. Requests that
+//! one thread submits (or that are submitted after one another) are never reordered: a request
+//! finds the context of any unfinished request before it.
 //!
 //! The work is queued on the per-CPU system workqueue ([`workqueue::system`]) from the CPU that
 //! took the wake-up: that is where the network stack just handled the socket, so its data and
@@ -76,22 +91,25 @@
 //!   sockets, an rbtree lookup per submission and per finished request; it serialises submissions
 //!   and completions of every socket in the system, which a per-socket pointer (a field of
 //!   `struct sock`, as `sk_kevent`) or a hash table with per-bucket locks would not.
-//! - `AioSock::io` (a mutex) guards a context's FIFOs, its watch and the state of each of its
-//!   requests ([`ReqIo`], `LockedBy` it). The work holds it for a whole pass, across the socket
-//!   calls; so does a request's `put`, which therefore waits for a pass that uses the request.
+//! - `AioSock::io` (a mutex) guards a context's FIFOs and its watch. The work holds it for a whole
+//!   pass, across the socket calls; so does a queued request's `put`, which therefore waits for a
+//!   pass that uses the request.
+//! - `AioRequest::io` (a mutex) guards a request's state ([`ReqIo`]): taken inside its context's
+//!   `io` by the work and by `put`, alone by `armed` and by `put` of a request never queued.
 //!
 //! Order: a kevent queue's locks (its index mutex, held around `get`, `armed` and `put`, and
-//! around `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` -> the socket's
-//! lock (in the socket calls), page locks (unpinning) and the kevent storage lock (reports) ->
-//! the kevent queue's ready lock. `SOCKS` and `io` are never held by the work while it takes
+//! around `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` ->
+//! `AioRequest::io` -> the socket's lock (in the socket calls), page locks (unpinning) and the
+//! kevent storage lock (reports) -> the kevent queue's ready lock. `armed` holds no lock of the
+//! request or context across its first pass. `SOCKS` and `io` are never held by the work while it takes
 //! the other, nor by `put`. The wake function takes none of them: it only queues the work, so
 //! a watch can be dropped under `io`.
 //!
 //! # Lifetimes
 //!
-//! - A request is counted as a user of its context from its submission (`get`) until it finishes
-//!   (the work completes it, it completes at once because its buffer could not be pinned, or it
-//!   is stopped): when the count drops to zero the context leaves [`SOCKS`] and drops its watch
+//! - A request is counted as a user of its context from when `armed` finds or makes the context
+//!   until it finishes (the work completes it, or it is stopped; or, in `armed`, its buffer could
+//!   not be pinned): when the count drops to zero the context leaves [`SOCKS`] and drops its watch
 //!   (the watch holds a reference to the context: dropping it breaks that cycle). The context
 //!   itself is freed with its last reference: its requests, and a work item still queued.
 //! - A request's pages stay pinned, and its sendfile file open, until it finishes: they are
@@ -100,9 +118,9 @@
 //!   linked and under `io`, and `put` unlinks it under `io`, so after `put` nothing writes into
 //!   the submitter's memory and no work touches the request. The request's memory goes with its
 //!   last reference (the core's, or the FIFO's).
-//! - A request reports exactly once, when it finishes, from the work (or from `armed` for a
-//!   buffer that could not be pinned), and only after `armed`: before it, the kevent may not be
-//!   on the storage yet and a report could be lost. A request stopped by `put` reports nothing:
+//! - A request reports exactly once, when it finishes, from the work or from `armed` (its first
+//!   pass completed it, or its buffer could not be pinned), and only from `armed` on: before it,
+//!   the kevent may not be on the storage yet and a report could be lost. A request stopped by `put` reports nothing:
 //!   the core reports the cancellation.
 //!
 //! Data that a request moved before it was cancelled is not reported; the bytes of a stream are
@@ -124,7 +142,10 @@ use kernel::{
     page::{PAGE_MASK, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
-    sync::{aref::ARef, new_mutex, Arc, ArcBorrow, GlobalLockedBy, LockedBy, Mutex},
+    sync::{
+        aref::ARef, lock::mutex::MutexGuard, new_mutex, Arc, ArcBorrow, GlobalLockedBy, Mutex,
+        SetOnce,
+    },
     uapi::{
         KEVENT_AIO_RECV, KEVENT_AIO_SEND, KEVENT_AIO_SENDFILE, KEVENT_REQ_AIO_WAITALL,
         KEVENT_TYPE_AIO,
@@ -213,7 +234,8 @@ impl kevent::Source for AioSource {
 struct Submission(Arc<AioRequest>);
 
 impl Submission {
-    /// Checks the entry `uk` and makes its request, not started yet.
+    /// Checks the entry `uk` and makes its request, not started yet: nothing is pinned, and no
+    /// context is made, before the request is armed.
     fn new(uk: &Ukevent) -> Result<KBox<Submission>> {
         let op = uk.event();
         let [arg0, arg1] = uk.arg();
@@ -262,51 +284,35 @@ impl Submission {
 
         let buf = match op {
             KEVENT_AIO_SENDFILE => Buf::Sendfile(Sendfile::new(uk.arg_fd(), pos, len)?),
-            _ => {
-                let recv = op == KEVENT_AIO_RECV;
-                match Pinned::new(arg0, len, recv)? {
-                    Ok(pages) if recv => Buf::Recv { pages, waitall },
-                    Ok(pages) => Buf::Send(pages),
-                    // Reported as the request's completion, once it is armed.
-                    Err(e) => Buf::Failed(e),
-                }
-            }
+            // Checked (and pinned, if need be) when the request starts.
+            _ => Buf::User(arg0),
         };
-        // SAFETY: The current task's credentials are valid during the system call; the `ARef`
-        // takes a reference of its own.
-        let cred: ARef<Credential> =
-            unsafe { Credential::from_ptr(bindings::kevent_aio_current_cred()) }.into();
         let slot = KBox::<Submission>::new_uninit(GFP_KERNEL_ACCOUNT)?;
-        // From here on the request is a user of its context: `release()` it on every path.
-        let sock = AioSock::get(&file, sk as usize, stream)?;
-        let sock_ref = sock.clone();
-        let io = LockedBy::new(
-            &sock.io,
-            ReqIo {
-                state: ReqState::Unarmed,
-                done: 0,
-                buf,
-            },
-        );
         let req = Arc::pin_init(
             pin_init!(AioRequest {
                 links <- ListLinks::new(),
                 tracker <- AtomicTracker::new(),
                 storage: Storage::new(),
                 op,
-                cred,
-                io,
-                sock: sock_ref,
+                waitall,
+                len,
+                file,
+                sk: sk as usize,
+                stream,
+                sock: SetOnce::new(),
+                io <- new_mutex!(
+                    ReqIo {
+                        state: ReqState::Unarmed,
+                        done: 0,
+                        buf,
+                        cred: None,
+                    },
+                    "kevent_aio_req"
+                ),
             }),
             GFP_KERNEL_ACCOUNT,
-        );
-        match req {
-            Ok(req) => Ok(slot.write(Submission(req))),
-            Err(e) => {
-                sock.release(1);
-                Err(e)
-            }
-        }
+        )?;
+        Ok(slot.write(Submission(req)))
     }
 }
 
@@ -316,22 +322,38 @@ impl Drop for Submission {
     /// uses it; after this, nothing touches the request's pages.
     fn drop(&mut self) {
         let req = &self.0;
-        let (release, buf) = {
-            let mut io = req.sock.io.lock();
-            let st = req.io.access_mut(&mut io);
+        // `put` comes after `armed`, which sets the context (if the request needs one) before it
+        // queues the request.
+        let Some(sock) = req.sock.as_ref() else {
+            // Never queued: finished in `armed`, or never armed.
+            let buf = {
+                let mut st = req.io.lock();
+                st.state = ReqState::Finished;
+                core::mem::replace(&mut st.buf, Buf::None)
+            };
+            drop(buf);
+            return;
+        };
+        let (queued, buf, cred) = {
+            let mut io = sock.io.lock();
+            let mut st = req.io.lock();
             let was = core::mem::replace(&mut st.state, ReqState::Finished);
-            let buf = core::mem::replace(&mut st.buf, Buf::None);
             if was == ReqState::Queued {
                 // SAFETY: A queued request is on its direction's list of its own context, and
                 // never on another list.
                 drop(unsafe { io.list_mut(req.dir()).remove(req) });
             }
-            (was != ReqState::Finished, buf)
+            (
+                was == ReqState::Queued,
+                core::mem::replace(&mut st.buf, Buf::None),
+                st.cred.take(),
+            )
         };
         // Unpins the pages, drops the sendfile's file.
         drop(buf);
-        if release {
-            req.sock.release(1);
+        drop(cred);
+        if queued {
+            sock.release(1);
         }
     }
 }
@@ -339,7 +361,7 @@ impl Drop for Submission {
 /// Where a request is in its life; guarded by its context's `io`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReqState {
-    /// Submitted, its kevent not armed yet: not on its context's list.
+    /// Submitted, its kevent not armed yet (or being armed): not on a context's list.
     Unarmed,
     /// On its context's list, in its direction: the work runs it when it is the head.
     Queued,
@@ -360,22 +382,25 @@ enum Dir {
 enum Buf {
     /// Finished.
     None,
-    /// The user buffer could not be pinned: the request completes with this error when armed.
-    Failed(Error),
-    /// The pages of a send.
-    Send(Pinned),
-    /// The pages of a receive, and whether to wait for all of them (`KEVENT_REQ_AIO_WAITALL`).
-    Recv { pages: Pinned, waitall: bool },
+    /// The user buffer of a send or receive, at this address, not pinned: used only in the
+    /// submitter's `kevent_ctl()`, by the request's first pass (see [`AioRequest::start`]).
+    User(u64),
+    /// The pinned pages of a send or receive.
+    Pinned(Pinned),
     /// A sendfile.
     Sendfile(Sendfile),
 }
 
-/// The state of a request that its context's work and `put` share, under the context's `io`.
+/// The state of a request that its context's work and `put` share. Lock order: the context's
+/// `io`, then this.
 struct ReqIo {
     state: ReqState,
     /// Bytes moved so far.
     done: usize,
     buf: Buf,
+    /// Its submitter's credentials, which the work runs its transfers with; taken when the
+    /// request is queued.
+    cred: Option<ARef<Credential>>,
 }
 
 /// One request.
@@ -389,12 +414,22 @@ struct AioRequest {
     storage: Storage,
     /// Its `KEVENT_AIO_*` bit.
     op: u32,
-    /// Its submitter's credentials, which its transfers run with.
-    cred: ARef<Credential>,
+    /// A receive that waits for all of `len` (`KEVENT_REQ_AIO_WAITALL`).
+    waitall: bool,
+    /// The bytes to move.
+    len: usize,
+    /// The socket's file.
+    file: ARef<File>,
+    /// The socket's `struct sock`, the key of its context in [`SOCKS`].
+    sk: usize,
+    /// A `SOCK_STREAM` socket: its transfers may be split anywhere.
+    stream: bool,
+    /// Its socket's context, set in `armed` if the request is queued; the request is one of the
+    /// context's users from then until it finishes.
+    sock: SetOnce<Arc<AioSock>>,
     /// What its transfers use.
-    io: LockedBy<ReqIo, SockIo>,
-    /// Its socket's context; the request is one of its users until it finishes.
-    sock: Arc<AioSock>,
+    #[pin]
+    io: Mutex<ReqIo>,
 }
 
 kernel::list::impl_list_arc_safe! {
@@ -423,51 +458,105 @@ impl AioRequest {
         }
     }
 
-    /// The request's kevent is armed ([`kevent::Source::armed`]): queues the request behind the
-    /// others of its direction and kicks the work; or, if its buffer could not be pinned,
-    /// completes it now.
+    /// The socket.
+    fn socket(&self) -> *mut bindings::socket {
+        // SAFETY: The file is valid (we hold it); it was checked to be a socket, so this is its
+        // `struct socket`, which lives as long as the file.
+        unsafe { bindings::sock_from_file(self.file.as_ptr()) }
+    }
+
+    /// The request's kevent is armed ([`kevent::Source::armed`]), in the submitter's
+    /// `kevent_ctl()`: the request starts.
+    ///
+    /// If its socket has no context (no request of any direction in flight), a first pass runs
+    /// here, on the user's buffer as it is (no pinning: this is the submitter's address space),
+    /// and a request that it completes is reported at once, without a context. Otherwise (or
+    /// with `kevent_aio.inline_submit=0`) the buffer is pinned and the request queued behind the
+    /// others of its direction on the socket's context, made if need be; the context then runs a
+    /// pass here too (`inline_submit`) or kicks its work.
     fn start(req: &Arc<AioRequest>) {
-        let sock = &req.sock;
-        let failed = {
-            let mut io = sock.io.lock();
-            let st = req.io.access_mut(&mut io);
+        let inline = module_parameters::inline_submit.value();
+        // Nothing else touches an unarmed request: `put` comes after `armed`, and only `armed`
+        // queues it. Its buffer is ours until it is queued or finished.
+        let mut buf = {
+            let mut st = req.io.lock();
             if st.state != ReqState::Unarmed {
                 return;
             }
-            if let Buf::Failed(e) = st.buf {
-                st.state = ReqState::Finished;
-                st.buf = Buf::None;
-                Some(e)
-            } else {
-                st.state = ReqState::Queued;
-                match ListArc::try_from_arc(req.clone()) {
-                    Ok(item) => {
-                        io.list_mut(req.dir()).push_back(item);
-                        None
+            core::mem::replace(&mut st.buf, Buf::None)
+        };
+        let mut done = 0;
+        let sock = match AioSock::lookup(req.sk) {
+            Some(sock) => sock,
+            None => {
+                if inline {
+                    let mut budget = BUDGET;
+                    if let Step::Done(res) = req.transfer(&mut buf, &mut done, &mut budget) {
+                        req.finish_unqueued(buf, res);
+                        return;
                     }
-                    // Cannot happen: a request is queued once, and only here.
-                    Err(_) => {
-                        let st = req.io.access_mut(&mut io);
-                        st.state = ReqState::Finished;
-                        st.buf = Buf::None;
-                        Some(EINVAL)
-                    }
+                }
+                match AioSock::get(&req.file, req.sk, req.stream) {
+                    Ok(sock) => sock,
+                    Err(e) => return req.finish_unqueued(buf, Err(e)),
                 }
             }
         };
-        match failed {
-            Some(e) => {
-                req.report(Err(e));
-                sock.release(1);
-            }
-            None => {
-                // The submitter's pass first, where allowed; the work for what it leaves.
-                if !module_parameters::inline_submit.value() || sock.run_once() {
-                    // Already queued: the run that is pending will see the request.
-                    let _ = workqueue::system().enqueue(sock.clone());
+        // From here on the request is a user of `sock`: `release()` it on every path.
+        if let Buf::User(addr) = buf {
+            match Pinned::new(addr, req.len, req.op == KEVENT_AIO_RECV) {
+                Ok(pages) => buf = Buf::Pinned(pages),
+                Err(e) => {
+                    req.finish_unqueued(buf, Err(e));
+                    sock.release(1);
+                    return;
                 }
             }
         }
+        // SAFETY: The current task's credentials are valid during the system call; the `ARef`
+        // takes a reference of its own.
+        let cred: ARef<Credential> =
+            unsafe { Credential::from_ptr(bindings::kevent_aio_current_cred()) }.into();
+        // Cannot fail: `armed` runs once per request.
+        let _ = req.sock.populate(sock.clone());
+        let queued = {
+            let mut io = sock.io.lock();
+            let mut st = req.io.lock();
+            match ListArc::try_from_arc(req.clone()) {
+                Ok(item) => {
+                    *st = ReqIo {
+                        state: ReqState::Queued,
+                        done,
+                        buf,
+                        cred: Some(cred),
+                    };
+                    drop(st);
+                    io.list_mut(req.dir()).push_back(item);
+                    true
+                }
+                // Cannot happen: a request is queued once, and only here.
+                Err(_) => {
+                    st.state = ReqState::Finished;
+                    drop(st);
+                    drop(buf);
+                    false
+                }
+            }
+        };
+        if !queued {
+            req.report(Err(EINVAL));
+            sock.release(1);
+        } else if !inline || sock.run_once() {
+            // A pass in the work (already queued: the run that is pending will see the request).
+            let _ = workqueue::system().enqueue(sock.clone());
+        }
+    }
+
+    /// The request, never queued, is done with `res` in `start`: drops its buffer and reports.
+    fn finish_unqueued(&self, buf: Buf, res: Result<usize>) {
+        self.io.lock().state = ReqState::Finished;
+        drop(buf);
+        self.report(res);
     }
 
     /// Reports the request's completion through its storage.
@@ -485,29 +574,49 @@ impl AioRequest {
 
     /// The head request of its direction, off its list now, completed with `res`: drops what it
     /// transferred with (unpins its pages) and reports.
-    fn finish(&self, io: &mut SockIo, res: Result<usize>) {
-        let st = self.io.access_mut(io);
+    fn finish(&self, st: &mut ReqIo, res: Result<usize>) {
         st.state = ReqState::Finished;
         drop(core::mem::replace(&mut st.buf, Buf::None));
+        drop(st.cred.take());
         self.report(res);
     }
 
-    /// Moves data for the request, the head of its direction on `sock`, with its submitter's
-    /// credentials.
-    fn transfer(&self, sock: &AioSock, io: &mut SockIo, budget: &mut usize) -> Step {
-        let st = self.io.access_mut(io);
-        let _cred = AsSubmitter::new(&self.cred);
-        let socket = sock.socket();
-        let done = &mut st.done;
-        match &mut st.buf {
-            Buf::Send(pages) => send(socket, pages, sock.stream, done, budget),
-            Buf::Recv { pages, waitall } => {
-                recv(socket, pages, *waitall, sock.stream, done, budget)
+    /// Moves data for the request with `buf`, `done` bytes moved before: in the submitter's
+    /// `kevent_ctl()` (any buffer), or, for the head of its direction on its context, in the
+    /// work (pinned pages or a sendfile only).
+    fn transfer(&self, buf: &mut Buf, done: &mut usize, budget: &mut usize) -> Step {
+        let socket = self.socket();
+        let recv = self.op == KEVENT_AIO_RECV;
+        let mem = match buf {
+            Buf::User(addr) => Mem::User(*addr),
+            Buf::Pinned(pages) => Mem::Pinned(pages),
+            Buf::Sendfile(sf) => return sf.send(socket, done, budget),
+            // Never transferred.
+            Buf::None => return Step::Done(Err(EINVAL)),
+        };
+        let xfer = Xfer {
+            socket,
+            mem,
+            len: self.len,
+            stream: self.stream,
+        };
+        xfer.run(recv, self.waitall, done, budget)
+    }
+
+    /// [`Self::transfer`] for the head of its direction, in its context's work (or pass), with
+    /// its submitter's credentials.
+    fn transfer_queued(&self, budget: &mut usize) -> (Step, MutexGuard<'_, ReqIo>) {
+        let mut guard = self.io.lock();
+        let st = &mut *guard;
+        let step = {
+            let _cred = st.cred.as_deref().map(AsSubmitter::new);
+            match st.buf {
+                // Pinned in `start` before it was queued.
+                Buf::User(_) => Step::Done(Err(EINVAL)),
+                _ => self.transfer(&mut st.buf, &mut st.done, budget),
             }
-            Buf::Sendfile(sf) => sf.send(socket, done, budget),
-            // Never queued.
-            Buf::None | Buf::Failed(_) => Step::Done(Err(EINVAL)),
-        }
+        };
+        (step, guard)
     }
 }
 
@@ -533,72 +642,97 @@ fn chunk(stream: bool, left: usize, budget: usize) -> usize {
     }
 }
 
-/// Sends the rest of the pages of a send request.
-fn send(
+/// The memory of a send or receive.
+enum Mem<'a> {
+    /// The user buffer at this address, in the current task's address space.
+    User(u64),
+    /// Pinned pages.
+    Pinned(&'a Pinned),
+}
+
+/// A send or receive of `len` bytes between a socket and `mem`.
+struct Xfer<'a> {
     socket: *mut bindings::socket,
-    pages: &Pinned,
+    mem: Mem<'a>,
+    len: usize,
     stream: bool,
-    done: &mut usize,
-    budget: &mut usize,
-) -> Step {
-    loop {
-        let left = pages.len - *done;
-        if left == 0 {
-            return Step::Done(Ok(pages.len));
-        }
-        if *budget == 0 {
-            return Step::Budget;
-        }
-        let mut msg = pages.msg(bindings::ITER_SOURCE, *done, chunk(stream, left, *budget));
-        msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
-        // SAFETY: `socket` is the socket of the context's file, which the context keeps open;
-        // `msg` is a valid message over pinned pages that `pages` holds for the call.
-        let ret = unsafe { bindings::sock_sendmsg(socket, &mut msg) };
-        match io_result(ret as isize) {
-            // No room (sending set `SOCK_NOSPACE`: the socket calls back when there is).
-            Ok(0) => return Step::Wait,
-            Err(e) if e == EAGAIN => return Step::Wait,
-            Err(e) => return Step::Done(Err(e)),
-            Ok(n) => {
-                *done += n.min(left);
-                *budget = budget.saturating_sub(n);
+}
+
+impl Xfer<'_> {
+    /// A message whose iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) covers bytes `at..at + n`
+    /// of the memory (`at + n <= len`); `EFAULT` if they are not user memory.
+    fn msg(&self, dir: c_uint, at: usize, n: usize) -> Result<bindings::msghdr> {
+        match self.mem {
+            Mem::Pinned(pages) => Ok(pages.msg(dir, at, n)),
+            Mem::User(addr) => {
+                let mut msg = bindings::msghdr::default();
+                let start = usize::try_from(addr)
+                    .ok()
+                    .and_then(|a| a.checked_add(at))
+                    .ok_or(EFAULT)?;
+                // SAFETY: `msg_iter` is a valid iterator to initialise; `import_ubuf()` checks
+                // that the range is user memory (`access_ok()`), and the copies through the
+                // iterator handle faults.
+                let ret = unsafe {
+                    bindings::import_ubuf(
+                        dir as c_int,
+                        start as *mut core::ffi::c_void,
+                        n,
+                        &mut msg.msg_iter,
+                    )
+                };
+                if ret < 0 {
+                    return Err(Error::from_errno(ret));
+                }
+                Ok(msg)
             }
         }
     }
-}
 
-/// Receives into the rest of the pages of a receive request: complete at the first data, or with
-/// `waitall` when the pages are full; at end of file either way.
-fn recv(
-    socket: *mut bindings::socket,
-    pages: &Pinned,
-    waitall: bool,
-    stream: bool,
-    done: &mut usize,
-    budget: &mut usize,
-) -> Step {
-    loop {
-        let left = pages.len - *done;
-        if left == 0 {
-            return Step::Done(Ok(pages.len));
-        }
-        if *budget == 0 {
-            return Step::Budget;
-        }
-        let mut msg = pages.msg(bindings::ITER_DEST, *done, chunk(stream, left, *budget));
-        // SAFETY: As in `send`; the pages were pinned for writing.
-        let ret =
-            unsafe { bindings::sock_recvmsg(socket, &mut msg, bindings::MSG_DONTWAIT as c_int) };
-        match io_result(ret as isize) {
-            Err(e) if e == EAGAIN => return Step::Wait,
-            Err(e) => return Step::Done(Err(e)),
-            // End of file (or, on a datagram socket, an empty datagram).
-            Ok(0) => return Step::Done(Ok(*done)),
-            Ok(n) => {
-                *done += n.min(left);
-                *budget = budget.saturating_sub(n);
-                if !waitall {
-                    return Step::Done(Ok(*done));
+    /// Sends the rest of the memory, or with `recv` receives into it: a receive completes at the
+    /// first data, or with `waitall` when the memory is full; at end of file either way.
+    fn run(&self, recv: bool, waitall: bool, done: &mut usize, budget: &mut usize) -> Step {
+        let dir = if recv {
+            bindings::ITER_DEST
+        } else {
+            bindings::ITER_SOURCE
+        };
+        loop {
+            let left = self.len - *done;
+            if left == 0 {
+                return Step::Done(Ok(self.len));
+            }
+            if *budget == 0 {
+                return Step::Budget;
+            }
+            let mut msg = match self.msg(dir, *done, chunk(self.stream, left, *budget)) {
+                Ok(msg) => msg,
+                Err(e) => return Step::Done(Err(e)),
+            };
+            // SAFETY: `socket` is the socket of a file the request holds; `msg` is a valid
+            // message over memory that `self` keeps for the call (pinned pages of a receive
+            // were pinned for writing).
+            let ret = unsafe {
+                if recv {
+                    bindings::sock_recvmsg(self.socket, &mut msg, bindings::MSG_DONTWAIT as c_int)
+                } else {
+                    msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+                    bindings::sock_sendmsg(self.socket, &mut msg)
+                }
+            };
+            match io_result(ret as isize) {
+                Err(e) if e == EAGAIN => return Step::Wait,
+                Err(e) => return Step::Done(Err(e)),
+                // End of file (or, on a datagram socket, an empty datagram).
+                Ok(0) if recv => return Step::Done(Ok(*done)),
+                // No room (sending set `SOCK_NOSPACE`: the socket calls back when there is).
+                Ok(0) => return Step::Wait,
+                Ok(n) => {
+                    *done += n.min(left);
+                    *budget = budget.saturating_sub(n);
+                    if recv && !waitall {
+                        return Step::Done(Ok(*done));
+                    }
                 }
             }
         }
@@ -631,16 +765,77 @@ impl Drop for AsSubmitter<'_> {
     }
 }
 
+/// The segments of a [`Pinned`] buffer: in place for a buffer of up to [`INLINE_PAGES`] pages,
+/// allocated for a longer one.
+enum Bvecs {
+    /// The first `.1` are set.
+    Inline([bindings::bio_vec; INLINE_PAGES], usize),
+    Heap(KVVec<bindings::bio_vec>),
+}
+
+/// How many pages a [`Pinned`] buffer keeps without an allocation.
+const INLINE_PAGES: usize = 4;
+
+/// An unset segment.
+const NO_BVEC: bindings::bio_vec = bindings::bio_vec {
+    bv_page: core::ptr::null_mut(),
+    bv_len: 0,
+    bv_offset: 0,
+};
+
+impl Bvecs {
+    /// Room for `nr` segments.
+    fn with_capacity(nr: usize) -> Result<Bvecs> {
+        if nr <= INLINE_PAGES {
+            Ok(Bvecs::Inline([NO_BVEC; INLINE_PAGES], 0))
+        } else {
+            Ok(Bvecs::Heap(KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?))
+        }
+    }
+
+    fn as_slice(&self) -> &[bindings::bio_vec] {
+        match self {
+            Bvecs::Inline(v, n) => v.get(..*n).unwrap_or(&[]),
+            Bvecs::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [bindings::bio_vec] {
+        match self {
+            Bvecs::Inline(v, n) => v.get_mut(..*n).unwrap_or(&mut []),
+            Bvecs::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Appends `bv` within the room made; gives it back if there is none.
+    fn push(&mut self, bv: bindings::bio_vec) -> core::result::Result<(), bindings::bio_vec> {
+        match self {
+            Bvecs::Inline(v, n) => match v.get_mut(*n) {
+                Some(slot) => {
+                    *slot = bv;
+                    *n += 1;
+                    Ok(())
+                }
+                None => Err(bv),
+            },
+            Bvecs::Heap(v) => v.push_within_capacity(bv).map_err(|e| e.0),
+        }
+    }
+}
+
 /// User pages pinned for a send or a receive, as the segments of a `bio_vec` iterator.
 ///
 /// # Invariants
 ///
 /// Every page of `bvecs` is pinned once (`pin_user_pages_fast()`), and unpinned when this is
-/// dropped; the segments hold `len` bytes, the first from its `bv_offset`, every other from 0
-/// and, but the last, a whole page.
+/// dropped; the segments hold the buffer's bytes, the first from its `bv_offset`, every other from
+/// 0 and, but the last, a whole page.
 struct Pinned {
-    bvecs: KVVec<bindings::bio_vec>,
-    len: usize,
+    bvecs: Bvecs,
     /// Pinned for writing (a receive): marked dirty when unpinned.
     write: bool,
 }
@@ -651,23 +846,18 @@ unsafe impl Send for Pinned {}
 
 impl Pinned {
     /// Pins the `len` bytes of user memory at `addr`, of the current process, for writing if
-    /// `write`.
-    ///
-    /// The outer error (`ENOMEM` for the list of pages) fails the submission; the inner one (the
-    /// memory cannot be pinned, `EFAULT` usually) completes the request.
-    fn new(addr: u64, len: usize, write: bool) -> Result<Result<Pinned>> {
-        let Some((addr, end)) = usize::try_from(addr)
+    /// `write`: `EFAULT` (usually) if the memory cannot be pinned, `ENOMEM` if the list of a long
+    /// buffer's pages cannot be allocated.
+    fn new(addr: u64, len: usize, write: bool) -> Result<Pinned> {
+        let (addr, end) = usize::try_from(addr)
             .ok()
             .and_then(|a| Some((a, a.checked_add(len)?)))
-        else {
-            return Ok(Err(EFAULT));
-        };
+            .ok_or(EFAULT)?;
         let first = addr & PAGE_MASK;
         let nr = (end - first).div_ceil(PAGE_SIZE);
         // INVARIANT: Nothing is pinned yet.
         let mut pinned = Pinned {
-            bvecs: KVVec::with_capacity(nr, GFP_KERNEL_ACCOUNT)?,
-            len,
+            bvecs: Bvecs::with_capacity(nr)?,
             write,
         };
         let mut flags = bindings::FOLL_LONGTERM as c_uint;
@@ -691,9 +881,9 @@ impl Pinned {
                 )
             };
             let got = match usize::try_from(got) {
-                Ok(0) => return Ok(Err(EFAULT)),
+                Ok(0) => return Err(EFAULT),
                 Ok(got) => got.min(want),
-                Err(_) => return Ok(Err(Error::from_errno(got))),
+                Err(_) => return Err(Error::from_errno(got)),
             };
             for &page in &pages[..got] {
                 let n = (PAGE_SIZE - offset).min(left);
@@ -703,22 +893,25 @@ impl Pinned {
                     bv_offset: offset as c_uint,
                 };
                 // INVARIANT: The page is pinned and now in `bvecs`, which has room for `nr`.
-                if pinned.bvecs.push_within_capacity(bv).is_err() {
+                if let Err(mut bv) = pinned.bvecs.push(bv) {
                     // Cannot happen; do not leak the pin.
-                    let mut page = page;
-                    // SAFETY: `page` was pinned above and is in no list.
-                    unsafe { bindings::unpin_user_pages_dirty_lock(&mut page, 1, false) };
+                    // SAFETY: `bv_page` was pinned above and is in no list.
+                    unsafe { bindings::unpin_user_pages_dirty_lock(&mut bv.bv_page, 1, false) };
                 }
                 left -= n;
                 offset = 0;
             }
         }
-        Ok(Ok(pinned))
+        Ok(pinned)
     }
 
     /// The segment that holds byte `at` of the buffer, and the offset of the byte in it.
     fn seek(&self, at: usize) -> (usize, usize) {
-        let first = self.bvecs.first().map_or(0, |bv| bv.bv_len as usize);
+        let first = self
+            .bvecs
+            .as_slice()
+            .first()
+            .map_or(0, |bv| bv.bv_len as usize);
         if at < first {
             (0, at)
         } else {
@@ -728,14 +921,14 @@ impl Pinned {
     }
 
     /// A message whose iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) covers bytes
-    /// `at..at + n` of the buffer (`at + n <= len`). It points into `self`: use it while `self`
-    /// lives.
+    /// `at..at + n` of the buffer (`at + n` at most its length). It points into `self`: use it
+    /// while `self` lives.
     fn msg(&self, dir: c_uint, at: usize, n: usize) -> bindings::msghdr {
         let (seg, skip) = self.seek(at);
-        let segs = self.bvecs.get(seg..).unwrap_or(&[]);
+        let segs = self.bvecs.as_slice().get(seg..).unwrap_or(&[]);
         let mut msg = bindings::msghdr::default();
         // SAFETY: `segs` are initialised segments that hold at least `skip + n` bytes (by the
-        // type invariants, as `at + n <= len`); `iov_iter_bvec()` only records them, and
+        // type invariants, as `at + n` is at most the buffer's length); `iov_iter_bvec()` only records them, and
         // `iov_iter_advance()` skips `skip` bytes of the first.
         unsafe {
             bindings::iov_iter_bvec(
@@ -753,7 +946,7 @@ impl Pinned {
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        for bv in self.bvecs.iter_mut() {
+        for bv in self.bvecs.as_mut_slice() {
             // SAFETY: By the type invariants the page is pinned, and it is unpinned once, here.
             unsafe { bindings::unpin_user_pages_dirty_lock(&mut bv.bv_page, 1, self.write) };
         }
@@ -947,6 +1140,14 @@ impl_has_work! {
 }
 
 impl AioSock {
+    /// The context of the socket whose `struct sock` is `sk`, with one more user, if it has one.
+    fn lookup(sk: usize) -> Option<Arc<AioSock>> {
+        let mut guard = SOCKS.lock();
+        let sock = guard.as_ref().and_then(|t| t.get(&sk)).cloned()?;
+        *sock.users.as_mut(&mut guard) += 1;
+        Some(sock)
+    }
+
     /// The context of the socket of `file`, whose `struct sock` is `sk`, with one more user; made
     /// (and watching the socket) if the socket has none.
     fn get(file: &ARef<File>, sk: usize, stream: bool) -> Result<Arc<AioSock>> {
@@ -1020,13 +1221,6 @@ impl AioSock {
         drop(watch);
     }
 
-    /// The socket.
-    fn socket(&self) -> *mut bindings::socket {
-        // SAFETY: The file is valid (we hold it); it was checked to be a socket, so this is its
-        // `struct socket`, which lives as long as the file.
-        unsafe { bindings::sock_from_file(self.file.as_ptr()) }
-    }
-
     /// Runs the head requests of one direction until one must wait for the socket, none is
     /// left, or the run's budget is spent: then returns `true`. Counts in `finished` the
     /// requests it completes.
@@ -1036,13 +1230,14 @@ impl AioSock {
             let Some(head) = io.list(dir).iter().next().map(Arc::<AioRequest>::from) else {
                 return false;
             };
-            match head.transfer(self, io, &mut budget) {
+            let (step, mut st) = head.transfer_queued(&mut budget);
+            match step {
                 Step::Wait => return false,
                 Step::Budget => return true,
                 Step::Done(res) => {
                     // It is the head: nobody else changes the list while we hold `io`.
                     drop(io.list_mut(dir).pop_front());
-                    head.finish(io, res);
+                    head.finish(&mut st, res);
                     *finished += 1;
                 }
             }
