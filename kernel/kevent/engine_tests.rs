@@ -190,6 +190,40 @@ mod tests {
     }
 
     #[test]
+    fn index_grows_and_shrinks() {
+        let (q, obj, src) = setup();
+        const N: u64 = 3000;
+        let id = |i: u64| i.wrapping_mul(7919) ^ (i << 40);
+        for i in 0..N {
+            assert_eq!(q.as_arc_borrow().add(&src, &uk(id(i), IN, 0)), Ok(()));
+        }
+        assert_eq!(q.nr_kevents(), N as usize);
+        // Every key is found after the table grew.
+        for i in 0..N {
+            assert_eq!(q.as_arc_borrow().add(&src, &uk(id(i), IN, 0)), Err(EEXIST));
+        }
+        obj.fire(IN);
+        assert_eq!(q.nr_ready(), N as usize);
+        // Removed once each, the odd ones first; the table shrinks under the others.
+        for i in (1..N).step_by(2) {
+            assert_eq!(q.remove(&src, &uk(id(i), IN, 0)), Ok(()));
+            assert_eq!(q.remove(&src, &uk(id(i), IN, 0)), Err(ENOENT));
+        }
+        assert_eq!(q.nr_kevents(), (N / 2) as usize);
+        assert_eq!(q.nr_ready(), (N / 2) as usize);
+        for i in (0..N).step_by(2) {
+            assert_eq!(q.modify(&src, &uk(id(i), OUT, 0)), Ok(()));
+            assert_eq!(q.remove(&src, &uk(id(i), OUT, 0)), Ok(()));
+        }
+        assert_eq!(q.nr_kevents(), 0);
+        assert_eq!(q.nr_ready(), 0);
+        assert!(obj.storage.is_empty());
+        // Still usable once empty.
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(5, IN, 0)), Ok(()));
+        assert_eq!(q.nr_kevents(), 1);
+    }
+
+    #[test]
     fn ready_once_per_activity() {
         let (q, obj, src) = setup();
         q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();

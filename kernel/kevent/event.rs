@@ -2,13 +2,15 @@
 
 //! One kevent: one interest of one queue in one source of events.
 //!
-//! A kevent is on up to three lists: its queue's index of all kevents (an rbtree keyed by
-//! `(type, id)`, or `(type, id, user_data)` for a source keyed by `user_data`, owning an `Arc`),
+//! A kevent is on up to three lists: its queue's index of all kevents (a hash table of lists,
+//! list id [`INDEX`], keyed by `(type, id)`, or `(type, id, user_data)` for a source keyed by
+//! `user_data`, see `index.rs`; it owns a reference),
 //! its queue's ready list (while ready, list id [`READY`]), and the list of its storage (while
 //! attached to one, list id [`STORAGE`]).
 
 use crate::{
     abi::*,
+    index::INDEX,
     limit::Charge,
     queue::{Index, Queue, ReadyList},
     source::{Attached, Source},
@@ -101,6 +103,8 @@ pub(crate) struct Kevent {
     storage_links: ListLinks<STORAGE>,
     #[pin]
     storage_track: AtomicTracker<STORAGE>,
+    #[pin]
+    index_links: ListLinks<INDEX>,
     pub(crate) state: LockedBy<State, ReadyList>,
     /// The source's side of this kevent, guarded by the queue's control lock.
     pub(crate) attached: LockedBy<Option<Arc<dyn Attached>>, Index>,
@@ -111,10 +115,13 @@ pub(crate) struct Kevent {
 kernel::list::impl_list_arc_safe! {
     impl ListArcSafe<READY> for Kevent { tracked_by ready_track: AtomicTracker<READY>; }
     impl ListArcSafe<STORAGE> for Kevent { tracked_by storage_track: AtomicTracker<STORAGE>; }
+    // The index's reference is made with the kevent, and is the only one.
+    impl ListArcSafe<INDEX> for Kevent { untracked; }
 }
 kernel::list::impl_list_item! {
     impl ListItem<READY> for Kevent { using ListLinks { self.ready_links }; }
     impl ListItem<STORAGE> for Kevent { using ListLinks { self.storage_links }; }
+    impl ListItem<INDEX> for Kevent { using ListLinks { self.index_links }; }
 }
 
 /// How a notification's result combines with the one accumulated since the last delivery.
@@ -135,15 +142,16 @@ pub(crate) enum Wake {
 }
 
 impl Kevent {
-    /// Allocates a kevent of the source `src` for `queue`, not yet attached to it nor indexed.
+    /// Allocates a kevent of the source `src` for `queue`, not yet attached to it nor indexed;
+    /// the reference returned is the index's.
     pub(crate) fn new(
         queue: &Arc<Queue>,
         src: &dyn Source,
         key: Key,
         req: Request,
         charge: Charge,
-    ) -> Result<Arc<Kevent>> {
-        Arc::pin_init(
+    ) -> Result<ListArc<Kevent, INDEX>> {
+        ListArc::pin_init(
             try_pin_init!(Kevent {
                 key,
                 oneshot: src.oneshot(),
@@ -154,6 +162,7 @@ impl Kevent {
                 ready_track <- AtomicTracker::new(),
                 storage_links <- ListLinks::new(),
                 storage_track <- AtomicTracker::new(),
+                index_links <- ListLinks::new(),
                 state: LockedBy::new(
                     &queue.ready,
                     State {

@@ -21,6 +21,7 @@ mod abi;
 mod event;
 pub mod extern_source;
 pub mod fdtrack;
+mod index;
 mod limit;
 mod nest;
 mod poll;

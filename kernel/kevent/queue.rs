@@ -4,8 +4,9 @@
 //!
 //! # Locking
 //!
-//! * `Queue::index` (a mutex) guards the index of all kevents of the queue (an rbtree keyed by
-//!   [`Key`]: `(type, id)`, and `user_data` for the sources keyed by it) and each kevent's
+//! * `Queue::index` (a mutex) guards the index of all kevents of the queue (a hash table keyed by
+//!   [`Key`]: `(type, id)`, and `user_data` for the sources keyed by it; see `index.rs`) and each
+//!   kevent's
 //!   `attached` (its source's side). It is held by every
 //!   `kevent_ctl()` command, by delivery in `kevent_get_events()` and by release: these may
 //!   sleep (allocation, `->poll`, cancelling a timer).
@@ -30,6 +31,7 @@
 use crate::{
     abi::*,
     event::{Kevent, Key, Request, Wake, READY},
+    index::KeventIndex,
     limit::UserRef,
     source::Source,
 };
@@ -42,7 +44,6 @@ use kernel::{
     },
     list::{List, ListArc},
     prelude::*,
-    rbtree::{self, RBTree, RBTreeNodeReservation},
     seq_file::SeqFile,
     seq_print,
     sync::{
@@ -78,7 +79,7 @@ impl ReadyList {
 
 /// The index of a queue's kevents, guarded by `Queue::index`.
 pub(crate) struct Index {
-    tree: RBTree<Key, Arc<Kevent>>,
+    table: KeventIndex,
     /// Room for the kevents one delivery round takes off the ready list
     /// ([`DELIVERY_CHUNK`]); empty between deliveries.
     scratch: KVec<Taken>,
@@ -146,7 +147,7 @@ impl Queue {
             pin_init!(Queue {
                 index <- new_mutex!(
                     Index {
-                        tree: RBTree::new(),
+                        table: KeventIndex::new(),
                         scratch,
                         staging,
                     },
@@ -199,6 +200,11 @@ impl Queue {
         self.ready.lock().len()
     }
 
+    /// Number of kevents in the index.
+    pub(crate) fn nr_kevents(&self) -> usize {
+        self.index.lock().table.len()
+    }
+
     /// Checks the fields of `uk` every source shares.
     fn check(src: &dyn Source, uk: &Ukevent) -> Result {
         let u = &uk.0;
@@ -218,25 +224,24 @@ impl Queue {
         let key = Key::of(uk, src);
         let req = Request::of(uk);
         let this: Arc<Queue> = self.into();
-        let node = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
         let mut index = self.index.lock();
-        // One walk of the tree: the vacant entry is where the kevent goes.
-        let rbtree::Entry::Vacant(slot) = index.tree.entry(key) else {
+        if index.table.contains(&key) {
             return Err(EEXIST);
-        };
-        let kevent = Kevent::new(&this, src, key, req, self.user.charge()?)?;
-        let attached = match src.attach(&kevent, uk) {
+        }
+        index.table.reserve_one()?;
+        let item = Kevent::new(&this, src, key, req, self.user.charge()?)?;
+        let kevent = item.as_arc();
+        let attached = match src.attach(kevent, uk) {
             Ok(attached) => attached,
             Err(e) => {
-                drop(slot);
                 // The source did not keep it; make sure it is on no list of ours either.
                 kevent.uncharge(&mut index);
-                self.unlink(&kevent);
+                self.unlink(kevent);
                 return Err(e);
             }
         };
-        slot.insert(kevent.clone(), node);
         *kevent.attached.access_mut(&mut index) = Some(attached);
+        index.table.insert(item);
         Ok(())
     }
 
@@ -247,7 +252,7 @@ impl Queue {
     pub(crate) fn remove(&self, src: &dyn Source, uk: &Ukevent) -> Result {
         let key = Key::of(uk, src);
         let mut index = self.index.lock();
-        let kevent = index.tree.remove(&key).ok_or(ENOENT)?;
+        let kevent = index.table.remove(&key).ok_or(ENOENT)?;
         if kevent.cancel_errno != 0 {
             self.cancel(&mut index, &kevent);
         } else {
@@ -266,7 +271,7 @@ impl Queue {
         Self::check(src, uk)?;
         let key = Key::of(uk, src);
         let mut index = self.index.lock();
-        let kevent = index.tree.get(&key).ok_or(ENOENT)?.clone();
+        let kevent = Arc::<Kevent>::from(index.table.get(&key).ok_or(ENOENT)?);
         // Re-arm: detach first, so that nothing the old attachment reports is taken for the new
         // request; then attach with the new request. If that fails the kevent is removed, and
         // the entry reports why.
@@ -288,7 +293,7 @@ impl Queue {
                 Ok(())
             }
             Err(e) => {
-                index.tree.remove(&key);
+                index.table.remove_kevent(&kevent);
                 kevent.uncharge(&mut index);
                 self.unlink(&kevent);
                 Err(e)
@@ -300,11 +305,9 @@ impl Queue {
     pub(crate) fn remove_kevent(kevent: &Arc<Kevent>) {
         let queue = &kevent.queue;
         let mut index = queue.index.lock();
-        match index.tree.get(&kevent.key) {
-            Some(k) if Arc::ptr_eq(k, kevent) => {}
-            _ => return,
-        }
-        let removed = index.tree.remove(&kevent.key);
+        let Some(removed) = index.table.remove_kevent(kevent) else {
+            return;
+        };
         if kevent.cancel_errno != 0 {
             queue.cancel(&mut index, kevent);
         } else {
@@ -360,10 +363,12 @@ impl Queue {
     /// Removes every kevent: the queue file is being released.
     pub(crate) fn release_all(&self) {
         let mut index = self.index.lock();
-        // Take the whole tree: one walk, not a search for the first node per kevent.
-        let tree = core::mem::replace(&mut index.tree, RBTree::new());
-        for (_, kevent) in tree.iter() {
-            self.detach(&mut index, kevent);
+        // Take the whole table: one walk, not a lookup per kevent.
+        let mut table = index.table.take_all();
+        for list in table.iter_mut() {
+            while let Some(kevent) = list.pop_front() {
+                self.detach(&mut index, &kevent);
+            }
         }
         // What is left on the ready list is cancelled kevents, out of the index and detached,
         // whose last event nobody will collect now.
@@ -376,7 +381,7 @@ impl Queue {
             kevent.uncharge(&mut index);
         }
         drop(index);
-        drop(tree);
+        drop(table);
     }
 
     /// Waits until at least `min_nr` kevents are ready, `deadline` passes or a signal arrives,
@@ -564,14 +569,7 @@ impl Queue {
                     {
                         // Still in the index, unless it was cancelled: then it is detached
                         // already, and its key may name a new kevent.
-                        let key = t.item.key;
-                        let kevent = match index.tree.find_mut(&key) {
-                            Some(e) if core::ptr::eq::<Kevent>(&**e.get(), &*t.item) => {
-                                Some(e.remove())
-                            }
-                            _ => None,
-                        };
-                        match kevent {
+                        match index.table.remove_kevent(&t.item) {
                             Some(kevent) => {
                                 drop(t.item);
                                 self.detach(&mut index, &kevent);
@@ -640,10 +638,11 @@ impl AnonInodeFile for Queue {
         seq_print!(
             m,
             "kevents:\t{}\nready:\t{}\n",
-            index.tree.iter().count(),
+            index.table.len(),
             queue.nr_ready()
         );
-        for (key, kevent) in index.tree.iter() {
+        for kevent in index.table.iter() {
+            let key = kevent.key;
             let ready = queue.ready.lock();
             let st = kevent.state.access(&ready);
             seq_print!(
