@@ -9,7 +9,7 @@ use crate::{
     abi::*,
     queue::{Queue, Sink},
 };
-use core::mem::size_of;
+use core::mem::{size_of, MaybeUninit};
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_void},
@@ -104,12 +104,20 @@ fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
         return Ok(0);
     }
     // `num <= KEVENT_CTL_MAX_BATCH`, so this cannot overflow.
-    let (mut reader, mut writer) = UserSlice::new(buf, num * UKEVENT_SIZE).reader_writer();
-    // Read the whole batch first: a fault here changes nothing.
-    let mut batch = KVec::with_capacity(num, GFP_KERNEL)?;
-    for _ in 0..num {
-        batch.push(reader.read::<Ukevent>()?, GFP_KERNEL)?;
-    }
+    let len = num * UKEVENT_SIZE;
+    let (mut reader, mut writer) = UserSlice::new(buf, len).reader_writer();
+    // Read the whole batch first, in one copy: a fault here changes nothing.
+    let mut batch = KVec::<Ukevent>::with_capacity(num, GFP_KERNEL)?;
+    let spare = batch.spare_capacity_mut();
+    // SAFETY: `spare` has room for at least `num` entries, `len` bytes, which may be
+    // uninitialised.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
+    };
+    reader.read_raw(bytes)?;
+    // SAFETY: `read_raw` initialised the bytes of the first `num` entries, and any bytes are a
+    // valid `Ukevent` (it is `FromBytes`).
+    unsafe { batch.inc_len(num) };
     let mut done = 0;
     for uk in batch.iter_mut() {
         match ctl_one(queue, cmd, uk) {
@@ -124,10 +132,14 @@ fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
             }
         }
     }
-    // The entries took effect whether or not their results can be written back.
-    for uk in batch.iter() {
-        if writer.write(uk).is_err() {
-            break;
+    // The entries took effect whether or not their results can be written back. One copy out;
+    // after a fault, entry by entry up to it.
+    if writer.write_slice(batch.as_bytes()).is_err() {
+        let mut writer = UserSlice::new(buf, len).writer();
+        for uk in batch.iter() {
+            if writer.write(uk).is_err() {
+                break;
+            }
         }
     }
     Ok(done)
