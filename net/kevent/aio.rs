@@ -45,9 +45,13 @@
 //! is spent: [`BUDGET`] bytes per direction per run, after which the work queues itself again, at
 //! the tail, so that one busy connection cannot starve the others sharing the worker. Send and
 //! receive move data between the socket and the request's user pages, pinned when it is queued
-//! (`pin_user_pages_fast()`, `FOLL_WRITE` for receive), through an `ITER_BVEC` iterator; sendfile
-//! reads the file (`kernel_read()`, at most [`SENDFILE_CHUNK`] bytes at a time, into a buffer of
-//! the request) and sends that. The work runs with the credentials of each request's submitter
+//! (`pin_user_pages_fast()`, `FOLL_WRITE` for receive), through an `ITER_BVEC` iterator. A
+//! sendfile sends the file's cached pages as they are, as `sendfile()` does (`MSG_SPLICE_PAGES`:
+//! the socket takes references to the pages, nothing is copied), if the file's page cache is its
+//! data (tmpfs, a local file system: see `kevent_aio_cache_is_data()`); a page that is not cached
+//! (or a file whose cache must be revalidated, on a network file system) is read
+//! (`kernel_read()`, at most [`SENDFILE_CHUNK`] bytes at a time, into a buffer of the request),
+//! which brings it into the cache, and that is sent. The work runs with the credentials of each request's submitter
 //! (`override_creds()`), so that the LSM checks of `sock_sendmsg()` and of the read see the
 //! submitter, not the worker.
 //!
@@ -966,6 +970,8 @@ struct Sendfile {
     filled: usize,
     /// Bytes of `buf` sent.
     sent: usize,
+    /// The file's page cache is its data: cached pages are sent as they are.
+    direct: bool,
 }
 
 impl Sendfile {
@@ -999,6 +1005,8 @@ impl Sendfile {
         // SAFETY: `kevent_ctl()` runs no `fdget_pos()` region; the file is read at offsets of
         // our own (`kernel_read()` with `pos`), never at its file position.
         let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
+        // SAFETY: `f` is a valid file; we hold a reference to it.
+        let direct = unsafe { bindings::kevent_aio_cache_is_data(f) };
         Ok(Sendfile {
             file,
             pos,
@@ -1006,7 +1014,69 @@ impl Sendfile {
             buf: KVVec::new(),
             filled: 0,
             sent: 0,
+            direct,
         })
+    }
+
+    /// Sends up to `left` bytes (at most [`SENDFILE_CHUNK`]) from `pos` straight from the file's
+    /// page cache, as `sendfile()` does: the pages, with `MSG_SPLICE_PAGES`, so that the socket
+    /// takes references to them instead of copying them (if its protocol can). `None` if the
+    /// page at `pos` is not cached and up to date, or `pos` is at the end of the file: then the
+    /// file must be read.
+    fn send_cached(&self, socket: *mut bindings::socket, left: usize) -> Option<Result<usize>> {
+        let f = self.file.as_ptr();
+        // SAFETY: `f` is a valid file; we hold a reference to it.
+        let size = unsafe { bindings::kevent_aio_file_size(f) };
+        let pos = usize::try_from(self.pos).ok()?;
+        let end = usize::try_from(size).ok()?;
+        let want = left.min(SENDFILE_CHUNK).min(end.checked_sub(pos)?);
+        let mut bvecs = [NO_BVEC; SENDFILE_CHUNK / PAGE_SIZE + 1];
+        let mut nr = 0;
+        let mut len = 0;
+        for bv in bvecs.iter_mut() {
+            if len == want {
+                break;
+            }
+            let at = pos + len;
+            // SAFETY: `f` is a valid file; the page comes with a reference, dropped below.
+            let page = unsafe { bindings::kevent_aio_cached_page(f, (at / PAGE_SIZE) as c_ulong) };
+            if page.is_null() {
+                break;
+            }
+            let offset = at % PAGE_SIZE;
+            let seg = (PAGE_SIZE - offset).min(want - len);
+            *bv = bindings::bio_vec {
+                bv_page: page,
+                bv_len: seg as c_uint,
+                bv_offset: offset as c_uint,
+            };
+            nr += 1;
+            len += seg;
+        }
+        if nr == 0 {
+            return None;
+        }
+        let mut msg = bindings::msghdr::default();
+        msg.msg_flags =
+            bindings::MSG_SPLICE_PAGES | bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+        let segs = bvecs.get(..nr).unwrap_or(&[]);
+        // SAFETY: `segs` are `nr` segments holding `len` bytes of pages we hold references to;
+        // the socket only reads them (`ITER_SOURCE`), and takes its own references to keep them.
+        let ret = unsafe {
+            bindings::iov_iter_bvec(
+                &mut msg.msg_iter,
+                bindings::ITER_SOURCE,
+                segs.as_ptr(),
+                nr as c_ulong,
+                len,
+            );
+            bindings::sock_sendmsg(socket, &mut msg)
+        };
+        for bv in segs {
+            // SAFETY: The reference `kevent_aio_cached_page()` gave us, dropped once.
+            unsafe { bindings::kevent_aio_put_page(bv.bv_page) };
+        }
+        Some(io_result(ret as isize))
     }
 
     /// Reads and sends the rest of the file's range: complete when `count` bytes are sent, or at
@@ -1025,6 +1095,24 @@ impl Sendfile {
                 }
                 if *budget == 0 {
                     return Step::Budget;
+                }
+                if let Some(ret) = self
+                    .direct
+                    .then(|| self.send_cached(socket, left))
+                    .flatten()
+                {
+                    match ret {
+                        Ok(0) => return Step::Wait,
+                        Err(e) if e == EAGAIN => return Step::Wait,
+                        Err(e) => return Step::Done(Err(e)),
+                        Ok(n) => {
+                            let n = n.min(left);
+                            self.pos += n as i64;
+                            *done += n;
+                            *budget = budget.saturating_sub(n);
+                            continue;
+                        }
+                    }
                 }
                 if self.buf.is_empty() {
                     // Only a head request holds a buffer.

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * kevent network AIO source: what its Rust side (aio.rs) cannot reach, the
- * inline helpers of <linux/cred.h> and the fmode_t bits of <linux/fs.h>
- * (their __force casts hide them from bindgen). Each function is a wrapper
- * of one helper or a read of one field; the logic is in aio.rs. Included by
- * rust/bindings/bindings_helper.h.
+ * inline helpers of <linux/cred.h> and <linux/pagemap.h>, the fmode_t bits
+ * of <linux/fs.h> (their __force casts hide them from bindgen), and what a
+ * zero-copy sendfile needs of the page cache. Each function is a wrapper of
+ * one or two helpers or a read of one field; the logic is in aio.rs.
+ * Included by rust/bindings/bindings_helper.h.
  */
 #ifndef _NET_KEVENT_AIO_GLUE_H
 #define _NET_KEVENT_AIO_GLUE_H
@@ -13,6 +14,7 @@
 
 struct cred;
 struct file;
+struct page;
 
 /* kevent_aio_file_mode(): the file's f_mode, as facts. */
 #define KEVENT_AIO_FILE_READ		0x1	/* FMODE_READ: open for reading */
@@ -22,5 +24,9 @@ u32 kevent_aio_file_mode(struct file *file);
 const struct cred *kevent_aio_current_cred(void);
 const struct cred *kevent_aio_override_creds(const struct cred *cred);
 void kevent_aio_revert_creds(const struct cred *old);
+bool kevent_aio_cache_is_data(struct file *file);
+struct page *kevent_aio_cached_page(struct file *file, pgoff_t index);
+void kevent_aio_put_page(struct page *page);
+loff_t kevent_aio_file_size(struct file *file);
 
 #endif /* _NET_KEVENT_AIO_GLUE_H */

@@ -1361,8 +1361,8 @@ pub fn run(env: &Env) -> String {
         "A {} MiB file (unlinked, in `{}`, in the page cache) sent over TCP \
          127.0.0.1 in pieces: `sendfile(2)` in a loop on a blocking socket (zero \
          copy from the page cache) against kevent AIO sendfile requests, {DEPTH} in \
-         flight, offsets advancing (the kernel reads the file through a 64 KiB \
-         buffer and sends that). The receiver thread takes 64 KiB \
+         flight, offsets advancing (the kernel sends the cached pages, zero copy, \
+         up to 64 KiB per socket call). The receiver thread takes 64 KiB \
          `recv(MSG_WAITALL)`s and checks the data as above. Timed from the start to \
          the last byte received. Syscalls: the sender's, per piece.\n",
         file_size >> 20,

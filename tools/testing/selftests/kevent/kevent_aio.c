@@ -1025,6 +1025,57 @@ TEST_F_TIMEOUT(stream, sendfile, 120)
 	free(got);
 }
 
+/*
+ * sendfile of a sparse memfd: its data pages are cached and sent as they are,
+ * its holes are not cached and are read (as zeros); pieces cross from one to
+ * the other inside a socket call.
+ */
+TEST_F_TIMEOUT(stream, sendfile_sparse, 120)
+{
+	static const struct {
+		off_t start;
+		size_t len;
+	} data_at[] = { { 0, 5000 }, { 70001, 70000 }, { 290000, 10000 } };
+	static const struct {
+		off_t offset;
+		size_t count;
+	} cases[] = {
+		{ 0, 300000 },		/* all of it */
+		{ 4000, 70000 },	/* data, a hole, data */
+		{ 20000, 30000 },	/* only a hole */
+		{ 139000, 152000 },	/* data, a long hole, data to the end */
+	};
+	const size_t size = 300000;
+	unsigned char *want = zeroed(size), *got = zeroed(size), *data;
+	struct ukevent ev[1];
+	size_t i;
+	int fd;
+
+	fd = memfd_create("kevent-aio-sparse", MFD_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	for (i = 0; i < sizeof(data_at) / sizeof(data_at[0]); i++) {
+		data = pattern(data_at[i].len, 50 + i);
+		memcpy(want + data_at[i].start, data, data_at[i].len);
+		ASSERT_EQ((ssize_t)data_at[i].len,
+			  pwrite(fd, data, data_at[i].len, data_at[i].start));
+		free(data);
+	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ASSERT_EQ(0, aio_sendfile(self->kfd, self->s, fd, cases[i].offset,
+					  cases[i].count, 20 + i));
+		ASSERT_EQ(cases[i].count, read_full(self->r, got, cases[i].count, WAIT_MS));
+		ASSERT_EQ(1, collect(self->kfd, ev, 1, WAIT_MS));
+		expect_done(_metadata, &ev[0], self->s, KEVENT_AIO_SENDFILE, cases[i].count);
+		EXPECT_EQ(0, memcmp(got, want + cases[i].offset, cases[i].count))
+			TH_LOG("case %zu", i);
+	}
+	EXPECT_EQ(0, drain_quiet(self->r, 0));
+	close(fd);
+	free(want);
+	free(got);
+}
+
 /* An entry that must fail with -@err, and leave nothing registered. */
 static void expect_refused(struct __test_metadata *_metadata, int kfd, unsigned int cmd,
 			   struct ukevent uk, int err, int line)
