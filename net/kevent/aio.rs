@@ -837,21 +837,26 @@ impl Bvecs {
 ///
 /// Every page of `bvecs` is pinned once (`pin_user_pages_fast()`), and unpinned when this is
 /// dropped; the segments hold the buffer's bytes, the first from its `bv_offset`, every other from
-/// 0 and, but the last, a whole page.
+/// 0 and, but the last, a whole page. `charged` pages are charged to `mm`'s `pinned_vm`, and `mm`
+/// is grabbed, until this is dropped.
 struct Pinned {
     bvecs: Bvecs,
+    mm: *mut bindings::mm_struct,
+    charged: usize,
     /// Pinned for writing (a receive): marked dirty when unpinned.
     write: bool,
 }
 
-// SAFETY: Pinned pages may be used and unpinned from any thread; the raw page pointers are only
-// dereferenced by the kernel's iterator and unpin functions.
+// SAFETY: Pinned pages may be used and unpinned from any thread, and a grabbed mm's charge given
+// back from any; the raw pointers are only dereferenced by the kernel's iterator, unpin and
+// uncharge functions.
 unsafe impl Send for Pinned {}
 
 impl Pinned {
     /// Pins the `len` bytes of user memory at `addr`, of the current process, for writing if
-    /// `write`: `EFAULT` (usually) if the memory cannot be pinned, `ENOMEM` if the list of a long
-    /// buffer's pages cannot be allocated.
+    /// `write`, and charges them to its `RLIMIT_MEMLOCK`: `EFAULT` (usually) if the memory cannot
+    /// be pinned, `ENOMEM` if that is over the limit (without `CAP_IPC_LOCK`) or the list of a
+    /// long buffer's pages cannot be allocated.
     fn new(addr: u64, len: usize, write: bool) -> Result<Pinned> {
         let (addr, end) = usize::try_from(addr)
             .ok()
@@ -859,9 +864,17 @@ impl Pinned {
             .ok_or(EFAULT)?;
         let first = addr & PAGE_MASK;
         let nr = (end - first).div_ceil(PAGE_SIZE);
-        // INVARIANT: Nothing is pinned yet.
+        let bvecs = Bvecs::with_capacity(nr)?;
+        // SAFETY: Called in the submitter's system call, whose mm it charges.
+        let mm = unsafe { bindings::kevent_aio_charge_pinned(nr as c_ulong) };
+        if mm.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: Nothing is pinned yet; `nr` pages are charged to `mm`, grabbed.
         let mut pinned = Pinned {
-            bvecs: Bvecs::with_capacity(nr)?,
+            bvecs,
+            mm,
+            charged: nr,
             write,
         };
         let mut flags = bindings::FOLL_LONGTERM as c_uint;
@@ -954,6 +967,9 @@ impl Drop for Pinned {
             // SAFETY: By the type invariants the page is pinned, and it is unpinned once, here.
             unsafe { bindings::unpin_user_pages_dirty_lock(&mut bv.bv_page, 1, self.write) };
         }
+        // SAFETY: By the type invariants `charged` pages are charged to `mm`, which is grabbed;
+        // both are given back once, here.
+        unsafe { bindings::kevent_aio_uncharge_pinned(self.mm, self.charged as c_ulong) };
     }
 }
 

@@ -2,8 +2,11 @@
 /*
  * kevent network AIO source: the C glue of aio.rs (see aio_glue.h).
  */
+#include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/fs.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/pagemap.h>
 #include <linux/shmem_fs.h>
 
@@ -69,4 +72,32 @@ void kevent_aio_put_page(struct page *page)
 loff_t kevent_aio_file_size(struct file *file)
 {
 	return i_size_read(file_inode(file));
+}
+
+/*
+ * Charges @npages pages that a request pins to the current process's
+ * pinned_vm, against RLIMIT_MEMLOCK unless the caller has CAP_IPC_LOCK, as
+ * RDMA charges its long-term pins. Returns the mm, grabbed, to uncharge with
+ * kevent_aio_uncharge_pinned(); NULL if that is over the limit.
+ */
+struct mm_struct *kevent_aio_charge_pinned(unsigned long npages)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+
+	if (!mm)
+		return NULL;
+	if (atomic64_add_return(npages, &mm->pinned_vm) > limit &&
+	    !capable(CAP_IPC_LOCK)) {
+		atomic64_sub(npages, &mm->pinned_vm);
+		return NULL;
+	}
+	mmgrab(mm);
+	return mm;
+}
+
+void kevent_aio_uncharge_pinned(struct mm_struct *mm, unsigned long npages)
+{
+	atomic64_sub(npages, &mm->pinned_vm);
+	mmdrop(mm);
 }

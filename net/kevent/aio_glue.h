@@ -2,8 +2,9 @@
 /*
  * kevent network AIO source: what its Rust side (aio.rs) cannot reach, the
  * inline helpers of <linux/cred.h> and <linux/pagemap.h>, the fmode_t bits
- * of <linux/fs.h> (their __force casts hide them from bindgen), and what a
- * zero-copy sendfile needs of the page cache. Each function is a wrapper of
+ * of <linux/fs.h> (their __force casts hide them from bindgen), what a
+ * zero-copy sendfile needs of the page cache, and the RLIMIT_MEMLOCK charge
+ * of pinned pages. Each function is a wrapper of
  * one or two helpers or a read of one field; the logic is in aio.rs.
  * Included by rust/bindings/bindings_helper.h.
  */
@@ -14,6 +15,7 @@
 
 struct cred;
 struct file;
+struct mm_struct;
 struct page;
 
 /* kevent_aio_file_mode(): the file's f_mode, as facts. */
@@ -28,5 +30,7 @@ bool kevent_aio_cache_is_data(struct file *file);
 struct page *kevent_aio_cached_page(struct file *file, pgoff_t index);
 void kevent_aio_put_page(struct page *page);
 loff_t kevent_aio_file_size(struct file *file);
+struct mm_struct *kevent_aio_charge_pinned(unsigned long npages);
+void kevent_aio_uncharge_pinned(struct mm_struct *mm, unsigned long npages);
 
 #endif /* _NET_KEVENT_AIO_GLUE_H */

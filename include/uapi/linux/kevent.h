@@ -74,14 +74,17 @@
  * are not reported).
  *
  * SEND, RECV: arg[0] is the buffer's address, arg[1] its length
- *	(1..MAX_RW_COUNT), arg_fd 0. The buffer is pinned at submission; a bad
- *	one completes the request at once with -EFAULT. SEND completes when
+ *	(1..MAX_RW_COUNT), arg_fd 0. A request that cannot complete at
+ *	submission has its buffer pinned then, counted against RLIMIT_MEMLOCK
+ *	(without CAP_IPC_LOCK); a bad buffer completes the request at once with
+ *	-EFAULT, one over that limit with -ENOMEM. SEND completes when
  *	every byte is queued; RECV when data arrived (ret_data > 0) or at end
  *	of file (0), and with KEVENT_REQ_AIO_WAITALL only when the buffer is
  *	full or at end of file.
  * SENDFILE: arg_fd is a regular file open for reading, arg[0] the offset
  *	to read from, arg[1] the count (1..MAX_RW_COUNT); ret_data is the count,
  *	or less if the file ended first (0 if arg[0] is at or past its end).
+ *	Cached pages are sent without a copy, as by sendfile(2).
  */
 #define KEVENT_AIO_SEND		0x1	/* send a buffer */
 #define KEVENT_AIO_RECV		0x2	/* receive into a buffer */

@@ -26,6 +26,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -658,6 +659,63 @@ TEST(tcp_reset)
  * A buffer the process cannot access is not refused by kevent_ctl(): the
  * request fails with EFAULT, and nothing else is harmed.
  */
+/*
+ * The pages of a waiting request count against RLIMIT_MEMLOCK without
+ * CAP_IPC_LOCK: a request over it completes with ENOMEM, and cancelling one
+ * gives its pages back. In a child that drops root; exit status = the step
+ * that failed.
+ */
+static int memlock_child(void)
+{
+	const long page = sysconf(_SC_PAGESIZE);
+	struct rlimit rl = { 16 * page, 16 * page };
+	struct ukevent ev[1];
+	unsigned char *buf;
+	int kfd, sv[2];
+
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setresuid(4242, 4242, 4242))
+		return 10;
+	kfd = kevent_init(0);
+	if (kfd < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return 11;
+	buf = mmap(NULL, 64 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return 12;
+	/* 8 pages, pinned while the receive waits. */
+	if (aio_recv(kfd, sv[1], buf, 8 * page, 0, 1) || !quiet(kfd, QUIET_MS))
+		return 13;
+	/* 16 more are over the limit of 16. */
+	if (aio_recv(kfd, sv[1], buf + 8 * page, 16 * page, 0, 2))
+		return 14;
+	if (collect(kfd, ev, 1, WAIT_MS) != 1 || ev[0].user_data != 2 ||
+	    ev[0].ret_flags != KEVENT_RET_BROKEN || ev[0].ret_data != -ENOMEM)
+		return 15;
+	/* Cancelled, the first gives its 8 back: 12 fit now. */
+	if (kevent_aio_cancel(kfd, sv[1], 1) || collect(kfd, ev, 1, WAIT_MS) != 1 ||
+	    ev[0].user_data != 1 || ev[0].ret_data != -ECANCELED)
+		return 16;
+	if (aio_recv(kfd, sv[1], buf + 24 * page, 12 * page, 0, 3) || !quiet(kfd, QUIET_MS))
+		return 17;
+	if (write(sv[0], "hello", 5) != 5 || collect(kfd, ev, 1, WAIT_MS) != 1 ||
+	    ev[0].user_data != 3 || ev[0].ret_flags != KEVENT_RET_DONE || ev[0].ret_data != 5 ||
+	    memcmp(buf + 24 * page, "hello", 5))
+		return 18;
+	return 0;
+}
+
+TEST(memlock_limit)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(memlock_child());
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
 TEST(bad_buffer)
 {
 	int kfd = kevent_init(0), sv[2], ov[2], i;
