@@ -201,6 +201,7 @@ impl Queue {
     }
 
     /// Number of kevents in the index.
+    #[cfg_attr(not(CONFIG_KEVENT_KUNIT_TEST), allow(dead_code))]
     pub(crate) fn nr_kevents(&self) -> usize {
         self.index.lock().table.len()
     }
