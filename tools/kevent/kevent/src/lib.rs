@@ -131,7 +131,15 @@
 //! }
 //! ```
 //!
-//! ## Why sending and receiving are `unsafe`
+//! ## Safe AIO: [`AioQueue`]
+//!
+//! [`AioQueue`] takes the buffers by value and keeps them while the kernel
+//! may use them: [`AioQueue::send`] and [`AioQueue::recv`] are safe, and
+//! [`AioQueue::take`] gives a buffer back once [`AioQueue::wait`] collected
+//! its request's event (or [`AioQueue::cancel`] stopped it). It costs a map
+//! update per request; the `unsafe` constructors below cost nothing.
+//!
+//! ## Why [`Request::aio_send`] and [`Request::aio_recv`] are `unsafe`
 //!
 //! The kernel reads (send) or writes (receive) the caller's buffer after
 //! [`Queue::add`] has returned, until the request ends (its event is
@@ -141,9 +149,9 @@
 //! early if leaked (`mem::forget` is safe), the completion may be collected
 //! by another thread or process sharing the queue, or never (a queue lives
 //! while any descriptor of it is open), and nothing tells a delivered
-//! [`Event`] from one built with [`Event::from_raw`]. A safe API would have
-//! to take ownership of the buffers and keep them in the queue, which this
-//! crate does not do (one method, one system call, no state). So
+//! [`Event`] from one built with [`Event::from_raw`]. A safe API has to take
+//! ownership of the buffers and keep them in the queue, which [`Queue`] does
+//! not do (one method, one system call, no state): [`AioQueue`] does. So
 //! [`Request::aio_send`] and [`Request::aio_recv`] are `unsafe fn`s whose
 //! contract is that the memory stays lent until the request ends; the rest
 //! of the public API stays safe:
@@ -1028,6 +1036,212 @@ impl Event {
     /// An event built by hand (for tests of code that handles events).
     pub fn from_raw(raw: Ukevent) -> Event {
         Event(raw)
+    }
+}
+
+/// A queue that owns the buffers of its network AIO requests: the safe way to
+/// send and receive asynchronously.
+///
+/// [`AioQueue::send`] and [`AioQueue::recv`] take a buffer by value and keep
+/// it while the kernel may use it; [`AioQueue::wait`] collects events like
+/// [`Queue::wait`] and sets aside the buffer of each AIO request whose event
+/// it collected, and [`AioQueue::take`] hands that buffer back (for a
+/// receive, the bytes received are its first [`Event::result`] bytes).
+/// Only events this queue's `wait` collected release buffers, so a forged
+/// [`Event`] cannot take back memory the kernel still uses.
+///
+/// Other kevents (timers, descriptors, sendfile requests) go through
+/// [`AioQueue::queue`]; collect every event with [`AioQueue::wait`], though:
+/// the buffer of an AIO request whose event is collected otherwise (with
+/// `queue().wait()`, or by another process sharing the descriptor) stays
+/// held until the queue is dropped. Dropping the queue cancels the requests
+/// still holding buffers (one `REMOVE` each) before it frees them; a buffer
+/// whose request cannot be confirmed stopped is leaked, never freed while
+/// the kernel may use it.
+///
+/// Each method makes one system call, except `drop` (one per request still
+/// in flight); the buffers are kept in a map under a mutex.
+#[derive(Debug)]
+pub struct AioQueue {
+    queue: Queue,
+    bufs: std::sync::Mutex<AioBufs>,
+}
+
+/// The buffers of an [`AioQueue`], by `(socket descriptor, user_data)`.
+#[derive(Debug, Default)]
+struct AioBufs {
+    /// Lent to the kernel: their requests are in flight.
+    lent: std::collections::HashMap<(u64, u64), Vec<u8>>,
+    /// Their requests ended; waiting for [`AioQueue::take`].
+    done: std::collections::HashMap<(u64, u64), Vec<u8>>,
+}
+
+/// A request an [`AioQueue`] did not submit: why, and the buffer given back.
+#[derive(Debug)]
+pub struct AioError {
+    /// The call's error, or the entry's (`EEXIST`, `EINVAL`, `EBADF`,
+    /// `ENOTSOCK`, ...). `EEXIST` also if the queue still holds a buffer for
+    /// the same `(socket, user_data)`, completed but not taken yet.
+    pub error: io::Error,
+    /// The buffer, untouched.
+    pub buf: Vec<u8>,
+}
+
+impl fmt::Display for AioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kevent AIO request not submitted: {}", self.error)
+    }
+}
+
+impl std::error::Error for AioError {}
+
+impl From<AioError> for io::Error {
+    /// The error alone; the buffer is dropped.
+    fn from(e: AioError) -> io::Error {
+        e.error
+    }
+}
+
+impl AioQueue {
+    /// Makes a new queue, close-on-exec.
+    pub fn new() -> io::Result<AioQueue> {
+        Ok(AioQueue {
+            queue: Queue::new()?,
+            bufs: std::sync::Mutex::new(AioBufs::default()),
+        })
+    }
+
+    /// The queue, for every other kind of kevent.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    fn bufs(&self) -> std::sync::MutexGuard<'_, AioBufs> {
+        // A panic while the lock was held left the maps consistent (each
+        // update is one insert or remove).
+        self.bufs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Submits an AIO request over `buf`, which it keeps if the kernel took
+    /// the request.
+    fn submit(
+        &self,
+        sock: BorrowedFd<'_>,
+        mut buf: Vec<u8>,
+        user_data: u64,
+        make: impl FnOnce(&mut [u8]) -> Request,
+    ) -> Result<(), AioError> {
+        let key = (sock.as_raw_fd() as u64, user_data);
+        let mut bufs = self.bufs();
+        if bufs.lent.contains_key(&key) || bufs.done.contains_key(&key) {
+            return Err(AioError {
+                error: io::Error::from_raw_os_error(libc::EEXIST),
+                buf,
+            });
+        }
+        match self.queue.add_one(make(&mut buf)) {
+            // The kernel holds the request: the buffer stays here until the
+            // request is known to have ended. Moving the `Vec` into the map
+            // does not move its heap memory.
+            Ok(()) => {
+                bufs.lent.insert(key, buf);
+                Ok(())
+            }
+            Err(error) => Err(AioError { error, buf }),
+        }
+    }
+
+    /// Sends all of `buf` on the socket `sock` (see [`Request::aio_send`]).
+    /// The buffer is given back by [`AioQueue::take`] once the request's
+    /// event has been collected by [`AioQueue::wait`].
+    pub fn send(&self, sock: BorrowedFd<'_>, buf: Vec<u8>, user_data: u64) -> Result<(), AioError> {
+        self.submit(sock, buf, user_data, |buf| {
+            // SAFETY: the buffer is kept in `lent` until the request has
+            // ended (its event collected by `wait`, a `REMOVE` of it returned
+            // by `cancel` or `drop`), unread and unwritten by this crate, and
+            // only then handed back or freed.
+            unsafe { Request::aio_send(sock, buf, user_data) }
+        })
+    }
+
+    /// Receives into `buf` from the socket `sock` (see [`Request::aio_recv`];
+    /// all of `buf` with `waitall`). The buffer is given back by
+    /// [`AioQueue::take`], its first [`Event::result`] bytes received.
+    pub fn recv(
+        &self,
+        sock: BorrowedFd<'_>,
+        buf: Vec<u8>,
+        waitall: bool,
+        user_data: u64,
+    ) -> Result<(), AioError> {
+        self.submit(sock, buf, user_data, |buf| {
+            // SAFETY: as in `send`; no reference reaches the buffer while it
+            // is in `lent` (the map only moves or drops it).
+            unsafe { Request::aio_recv(sock, buf, waitall, user_data) }
+        })
+    }
+
+    /// Cancels the request `(sock, user_data)` (see [`Queue::remove_aio`]):
+    /// its buffer can then be taken at once; its event is still delivered
+    /// (broken with `ECANCELED`, or its completion if it came first).
+    pub fn cancel(&self, sock: BorrowedFd<'_>, user_data: u64) -> io::Result<()> {
+        let key = (sock.as_raw_fd() as u64, user_data);
+        let mut bufs = self.bufs();
+        self.queue.remove_aio(key.0, key.1)?;
+        // The kernel no longer uses the buffer.
+        if let Some(buf) = bufs.lent.remove(&key) {
+            bufs.done.insert(key, buf);
+        }
+        Ok(())
+    }
+
+    /// Waits for events like [`Queue::wait`]; the buffers of the AIO
+    /// requests whose events this collects can then be taken.
+    pub fn wait(
+        &self,
+        events: &mut Events,
+        min: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let n = self.queue.wait(events, min, timeout)?;
+        let mut bufs = self.bufs();
+        for ev in events.iter() {
+            if ev.kind() == Some(Kind::Aio) {
+                // Delivered by the kernel in this very call: the request
+                // ended, and the kernel is done with its buffer.
+                let key = (ev.id(), ev.user_data());
+                if let Some(buf) = bufs.lent.remove(&key) {
+                    bufs.done.insert(key, buf);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// The buffer of the AIO request `ev` names, if its request ended (its
+    /// event collected by [`AioQueue::wait`], or it was cancelled) and the
+    /// buffer was not taken yet.
+    pub fn take(&self, ev: &Event) -> Option<Vec<u8>> {
+        if ev.kind() != Some(Kind::Aio) {
+            return None;
+        }
+        self.bufs().done.remove(&(ev.id(), ev.user_data()))
+    }
+}
+
+impl Drop for AioQueue {
+    fn drop(&mut self) {
+        let bufs = std::mem::take(&mut *self.bufs());
+        for (key, buf) in bufs.lent {
+            // The kernel stops using a buffer before the REMOVE of its request
+            // returns; ENOENT: the request ended already (its event
+            // collected elsewhere). Otherwise it may still be in use.
+            match self.queue.remove_aio(key.0, key.1) {
+                Ok(()) => drop(buf),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => drop(buf),
+                Err(_) => std::mem::forget(buf),
+            }
+        }
     }
 }
 

@@ -17,8 +17,8 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 
 use kevent::{
-    monotonic_now, poll, sys, Event, Events, Kind, Queue, QueueFlags, Request, AIO_RECV, AIO_SEND,
-    AIO_SENDFILE, MAX_BATCH, TIMER_FIRED,
+    monotonic_now, poll, sys, AioQueue, Event, Events, Kind, Queue, QueueFlags, Request, AIO_RECV,
+    AIO_SEND, AIO_SENDFILE, MAX_BATCH, TIMER_FIRED,
 };
 
 type TestResult = Result<(), String>;
@@ -519,6 +519,14 @@ fn pattern(seed: usize) -> impl Fn(usize) -> u8 {
 /// Collects exactly `n` events within `AIO_WAIT`, failing on a timeout or
 /// an extra event.
 fn collect(q: &Queue, n: usize) -> Result<Vec<Event>, String> {
+    collect_by(n, |ev, left| q.wait(ev, 1, Some(left)))
+}
+
+/// Calls `wait(events, time left)` until `n` events came, within `AIO_WAIT`.
+fn collect_by(
+    n: usize,
+    mut wait: impl FnMut(&mut Events, Duration) -> io::Result<usize>,
+) -> Result<Vec<Event>, String> {
     let mut got = Vec::new();
     let mut ev = Events::with_capacity(64);
     let deadline = Instant::now() + AIO_WAIT;
@@ -530,8 +538,7 @@ fn collect(q: &Queue, n: usize) -> Result<Vec<Event>, String> {
                 got.len()
             ));
         }
-        q.wait(&mut ev, 1, Some(left))
-            .map_err(|e| format!("wait: {e}"))?;
+        wait(&mut ev, left).map_err(|e| format!("wait: {e}"))?;
         got.extend(ev.iter().copied());
     }
     if got.len() > n {
@@ -592,6 +599,82 @@ fn aio_unix_round_trip() -> TestResult {
     // Oneshot: the requests are gone.
     check_errno!(q.remove_aio(raw_id(&b), 10), libc::ENOENT);
     check!(t!(q.wait(&mut Events::with_capacity(4), 0, Some(ZERO))) == 0);
+    Ok(())
+}
+
+/// Waits on an `AioQueue` until `n` events came.
+fn collect_aio(q: &AioQueue, n: usize) -> Result<Vec<Event>, String> {
+    collect_by(n, |ev, left| q.wait(ev, 1, Some(left)))
+}
+
+/// An event naming the AIO request `(id, user_data)`, built by hand.
+fn forged(id: u64, user_data: u64) -> Event {
+    Event::from_raw(sys::Ukevent {
+        type_: sys::KEVENT_TYPE_AIO,
+        id,
+        user_data,
+        ret_flags: sys::KEVENT_RET_DONE,
+        ..sys::Ukevent::default()
+    })
+}
+
+fn aio_queue_round_trip() -> TestResult {
+    let q = t!(AioQueue::new());
+    let (a, b) = t!(UnixStream::pair());
+    const LEN: usize = 256 * 1024;
+    let out: Vec<u8> = (0..LEN).map(pattern(3)).collect();
+    check!(q.recv(b.as_fd(), vec![0; LEN], true, 10).is_ok());
+    check!(q.send(a.as_fd(), out.clone(), 20).is_ok());
+    // The same (socket, user_data) again: refused, the buffer given back.
+    let again = q.send(a.as_fd(), vec![7; 3], 20);
+    check!(
+        matches!(&again, Err(e) if e.error.raw_os_error() == Some(libc::EEXIST) && e.buf == [7; 3]),
+        "{again:?}"
+    );
+    let evs = collect_aio(&q, 2)?;
+    let recv = by_cookie(&evs, 10)?;
+    let send = by_cookie(&evs, 20)?;
+    check!(t!(recv.result()) == LEN as i64, "{:?}", recv.raw());
+    check!(t!(send.result()) == LEN as i64, "{:?}", send.raw());
+    let got = q.take(&recv).ok_or("no receive buffer")?;
+    check!(got == out, "the data differs");
+    check!(q.take(&send).ok_or("no send buffer")? == out);
+    // Taken once.
+    check!(q.take(&recv).is_none() && q.take(&send).is_none());
+    // A bad buffer length is the entry's error, the buffer given back.
+    let empty = q.recv(b.as_fd(), Vec::new(), false, 30);
+    check!(
+        matches!(&empty, Err(e) if e.error.raw_os_error() == Some(libc::EINVAL)),
+        "{empty:?}"
+    );
+    Ok(())
+}
+
+fn aio_queue_cancel_and_drop() -> TestResult {
+    let (mut a, mut b) = t!(UnixStream::pair());
+    {
+        let q = t!(AioQueue::new());
+        check!(q.recv(b.as_fd(), vec![0; 64], false, 1).is_ok());
+        check!(q.recv(b.as_fd(), vec![0; 64], false, 2).is_ok());
+        // A forged event takes nothing back: the request is in flight.
+        check!(q.take(&forged(raw_id(&b), 1)).is_none());
+        // Cancelled: the buffer can be taken at once, and the event comes.
+        t!(q.cancel(b.as_fd(), 1));
+        check!(q.take(&forged(raw_id(&b), 1)).map(|v| v.len()) == Some(64));
+        let evs = collect_aio(&q, 1)?;
+        let ev = by_cookie(&evs, 1)?;
+        check!(
+            ev.is_broken() && ev.data() == -(libc::ECANCELED as i64),
+            "{:?}",
+            ev.raw()
+        );
+        // Dropped with request 2 in flight: it is cancelled first.
+    }
+    // Nothing consumes what is written now: it is all still there to read.
+    t!(a.write_all(b"after"));
+    let mut got = [0u8; 5];
+    t!(b.read_exact(&mut got));
+    check!(&got == b"after");
     Ok(())
 }
 
@@ -810,6 +893,8 @@ const TESTS: &[Test] = &[
     ("aio_close_socket_cancels", aio_close_socket_cancels),
     ("aio_sendfile_from_a_file", aio_sendfile_from_a_file),
     ("aio_bad_requests", aio_bad_requests),
+    ("aio_queue_round_trip", aio_queue_round_trip),
+    ("aio_queue_cancel_and_drop", aio_queue_cancel_and_drop),
 ];
 
 fn main() {
