@@ -39,21 +39,21 @@
 //! Requests on one socket run in submission order in each direction: only the head of each FIFO
 //! transfers. Queued requests run in the context's work item (or a pass of it in `armed`, below),
 //! never in the socket's callbacks: the [`PollWatch`] wake function (any wake-up of the socket's
-//! wait queue: data, room, a state change, an error; atomic context) only queues the work. The work runs each head with
-//! non-blocking I/O (`MSG_DONTWAIT | MSG_NOSIGNAL`) until the socket says `EAGAIN` (the head waits
-//! for the next wake-up), the request completes (the next one becomes the head) or the run's budget
-//! is spent: [`BUDGET`] bytes per direction per run, after which the work queues itself again, at
-//! the tail, so that one busy connection cannot starve the others sharing the worker. Send and
-//! receive move data between the socket and the request's user pages, pinned when it is queued
-//! (`pin_user_pages_fast()`, `FOLL_WRITE` for receive), through an `ITER_BVEC` iterator. A
-//! sendfile sends the file's cached pages as they are, as `sendfile()` does (`MSG_SPLICE_PAGES`:
-//! the socket takes references to the pages, nothing is copied), if the file's page cache is its
-//! data (tmpfs, a local file system: see `kevent_aio_cache_is_data()`); a page that is not cached
-//! (or a file whose cache must be revalidated, on a network file system) is read
+//! wait queue: data, room, a state change, an error; atomic context) only queues the work. The work
+//! runs each head with non-blocking I/O (`MSG_DONTWAIT | MSG_NOSIGNAL`) until the socket says
+//! `EAGAIN` (the head waits for the next wake-up), the request completes (the next one becomes the
+//! head) or the run's budget is spent: [`BUDGET`] bytes per direction per run, after which the work
+//! queues itself again, at the tail, so that one busy connection cannot starve the others sharing
+//! the worker. Send and receive move data between the socket and the request's user pages, pinned
+//! when it is queued (`pin_user_pages_fast()`, `FOLL_WRITE` for receive), through an `ITER_BVEC`
+//! iterator. A sendfile sends the file's cached pages as they are, as `sendfile()` does
+//! (`MSG_SPLICE_PAGES`: the socket takes references to the pages, nothing is copied), if the file's
+//! page cache is its data (tmpfs, a local file system: see `kevent_aio_cache_is_data()`); a page
+//! that is not cached (or a file whose cache must be revalidated, on a network file system) is read
 //! (`kernel_read()`, at most [`SENDFILE_CHUNK`] bytes at a time, into a buffer of the request),
-//! which brings it into the cache, and that is sent. The work runs with the credentials of each request's submitter
-//! (`override_creds()`), so that the LSM checks of `sock_sendmsg()` and of the read see the
-//! submitter, not the worker.
+//! which brings it into the cache, and that is sent. The work runs with the credentials of each
+//! request's submitter (`override_creds()`), so that the LSM checks of `sock_sendmsg()` and of the
+//! read see the submitter, not the worker.
 //!
 //! A request whose socket is ready at submission completes inline, in `armed` (so in the
 //! submitter's `kevent_ctl()`), with the same non-blocking calls and budget:
@@ -101,13 +101,13 @@
 //! - `AioRequest::io` (a mutex) guards a request's state ([`ReqIo`]): taken inside its context's
 //!   `io` by the work and by `put`, alone by `armed` and by `put` of a request never queued.
 //!
-//! Order: a kevent queue's locks (its index mutex, held around `get`, `armed` and `put`, and
-//! around `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` ->
-//! `AioRequest::io` -> the socket's lock (in the socket calls), page locks (unpinning) and the
-//! kevent storage lock (reports) -> the kevent queue's ready lock. `armed` holds no lock of the
-//! request or context across its first pass. `SOCKS` and `io` are never held by the work while it takes
-//! the other, nor by `put`. The wake function takes none of them: it only queues the work, so
-//! a watch can be dropped under `io`.
+//! Order: a kevent queue's locks (its index mutex, held around `get`, `armed` and `put`, and around
+//! `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` -> `AioRequest::io` ->
+//! the socket's lock (in the socket calls), page locks (unpinning) and the kevent storage lock
+//! (reports) -> the kevent queue's ready lock. `armed` holds no lock of the request or context
+//! across its first pass. `SOCKS` and `io` are never held by the work while it takes the other, nor
+//! by `put`. The wake function takes none of them: it only queues the work, so a watch can be
+//! dropped under `io`.
 //!
 //! # Lifetimes
 //!
@@ -124,8 +124,8 @@
 //!   last reference (the core's, or the FIFO's).
 //! - A request reports exactly once, when it finishes, from the work or from `armed` (its first
 //!   pass completed it, or its buffer could not be pinned), and only from `armed` on: before it,
-//!   the kevent may not be on the storage yet and a report could be lost. A request stopped by `put` reports nothing:
-//!   the core reports the cancellation.
+//!   the kevent may not be on the storage yet and a report could be lost. A request stopped by
+//!   `put` reports nothing: the core reports the cancellation.
 //!
 //! Data that a request moved before it was cancelled is not reported; the bytes of a stream are
 //! then partly sent or consumed. A request whose transfer finishes at the very moment it is
@@ -944,9 +944,9 @@ impl Pinned {
         let (seg, skip) = self.seek(at);
         let segs = self.bvecs.as_slice().get(seg..).unwrap_or(&[]);
         let mut msg = bindings::msghdr::default();
-        // SAFETY: `segs` are initialised segments that hold at least `skip + n` bytes (by the
-        // type invariants, as `at + n` is at most the buffer's length); `iov_iter_bvec()` only records them, and
-        // `iov_iter_advance()` skips `skip` bytes of the first.
+        // SAFETY: `segs` are initialised segments that hold at least `skip + n` bytes (by the type
+        // invariants, as `at + n` is at most the buffer's length); `iov_iter_bvec()` only records
+        // them, and `iov_iter_advance()` skips `skip` bytes of the first.
         unsafe {
             bindings::iov_iter_bvec(
                 &mut msg.msg_iter,

@@ -1035,7 +1035,7 @@ TEST_F_TIMEOUT(stream, sendfile, 120)
 
 	fd = tmpfs_file(size, 42);
 	ASSERT_LE(0, fd);
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		ASSERT_EQ(0, aio_sendfile(self->kfd, self->s, fd, cases[i].offset,
 					  cases[i].count, 10 + i));
 		ASSERT_EQ(1, collect(self->kfd, ev, 1, WAIT_MS));
@@ -1112,14 +1112,14 @@ TEST_F_TIMEOUT(stream, sendfile_sparse, 120)
 	fd = memfd_create("kevent-aio-sparse", MFD_CLOEXEC);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ftruncate(fd, size));
-	for (i = 0; i < sizeof(data_at) / sizeof(data_at[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(data_at); i++) {
 		data = pattern(data_at[i].len, 50 + i);
 		memcpy(want + data_at[i].start, data, data_at[i].len);
 		ASSERT_EQ((ssize_t)data_at[i].len,
 			  pwrite(fd, data, data_at[i].len, data_at[i].start));
 		free(data);
 	}
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		ASSERT_EQ(0, aio_sendfile(self->kfd, self->s, fd, cases[i].offset,
 					  cases[i].count, 20 + i));
 		ASSERT_EQ(cases[i].count, read_full(self->r, got, cases[i].count, WAIT_MS));
