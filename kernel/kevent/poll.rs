@@ -87,6 +87,7 @@ impl Source for PollSource {
                 deferred,
                 pending <- new_spinlock_irq!(0, "kevent_poll_pending"),
                 work <- new_work!("kevent_poll_work"),
+                watch <- new_mutex!(None, "kevent_poll_watch"),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -98,22 +99,19 @@ impl Source for PollSource {
         } {
             return Err(EBADF);
         }
-        let watch = KBox::pin_init(PollWatch::new(file, target), GFP_KERNEL_ACCOUNT)?;
+        let watch = KBox::pin_init(PollWatch::new(file, target.clone()), GFP_KERNEL_ACCOUNT)?;
         let initial = watch.initial();
-        let attached = Arc::pin_init(
-            pin_init!(PollAttached {
-                watch <- new_mutex!(Some((watch, track, edge)), "kevent_poll_watch"),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )?;
+        // The watch holds a reference to the target, which holds the watch: `detach`, which the
+        // core calls on every attachment it got, breaks that cycle.
+        *target.watch.lock() = Some((watch, track, edge));
         if initial & uk.0.event != 0 {
             Kevent::notify(kevent.as_arc_borrow(), initial, 0);
         }
-        Ok(attached)
+        Ok(target)
     }
 }
 
-/// What the wake function reaches: the kevent.
+/// The poll side of one kevent, and what the wake function reaches: the kevent.
 #[pin_data]
 struct PollTarget {
     kevent: Arc<Kevent>,
@@ -124,6 +122,10 @@ struct PollTarget {
     pending: SpinLockIrq<u32>,
     #[pin]
     work: Work<PollTarget>,
+    /// The watch and its registration by descriptor; `None` once detached. A mutex: `->poll`
+    /// may sleep.
+    #[pin]
+    watch: Mutex<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack, Option<Edge>)>>,
 }
 
 impl_has_work! {
@@ -159,16 +161,7 @@ impl PollWake for PollTarget {
     }
 }
 
-/// The poll side of one kevent.
-#[pin_data]
-struct PollAttached {
-    /// The watch and its registration by descriptor; `None` once detached. A mutex: `->poll`
-    /// may sleep.
-    #[pin]
-    watch: Mutex<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack, Option<Edge>)>>,
-}
-
-impl Attached for PollAttached {
+impl Attached for PollTarget {
     fn detach(&self, _kevent: &Kevent) {
         // Dropping the watch removes its wait-queue entries: no wake-up runs after that. The
         // registration by descriptor goes with it.
