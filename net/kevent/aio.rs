@@ -634,6 +634,18 @@ fn io_result(ret: isize) -> Result<usize> {
     }
 }
 
+/// The bytes a send queued, or the step it ends its request's pass with: wait for room (nothing
+/// queued, or `EAGAIN`: sending set `SOCK_NOSPACE`, the socket calls back when there is room), or
+/// the request's failure.
+fn sent(ret: Result<usize>) -> core::result::Result<usize, Step> {
+    match ret {
+        Ok(0) => Err(Step::Wait),
+        Ok(n) => Ok(n),
+        Err(e) if e == EAGAIN => Err(Step::Wait),
+        Err(e) => Err(Step::Done(Err(e))),
+    }
+}
+
 /// The most one socket call may move of the `left` bytes of a request: the budget for a stream
 /// socket, whose data may be split at any byte; everything for the others, whose sends and
 /// receives are messages (a datagram must not be cut in two, nor received into less than it
@@ -1117,18 +1129,14 @@ impl Sendfile {
                     .then(|| self.send_cached(socket, left))
                     .flatten()
                 {
-                    match ret {
-                        Ok(0) => return Step::Wait,
-                        Err(e) if e == EAGAIN => return Step::Wait,
-                        Err(e) => return Step::Done(Err(e)),
-                        Ok(n) => {
-                            let n = n.min(left);
-                            self.pos += n as i64;
-                            *done += n;
-                            *budget = budget.saturating_sub(n);
-                            continue;
-                        }
-                    }
+                    let n = match sent(ret) {
+                        Ok(n) => n.min(left),
+                        Err(step) => return step,
+                    };
+                    self.pos += n as i64;
+                    *done += n;
+                    *budget = budget.saturating_sub(n);
+                    continue;
                 }
                 if self.buf.is_empty() {
                     // Only a head request holds a buffer.
@@ -1181,17 +1189,13 @@ impl Sendfile {
             };
             // SAFETY: As in `send()`.
             let ret = unsafe { bindings::sock_sendmsg(socket, &mut msg) };
-            match io_result(ret as isize) {
-                Ok(0) => return Step::Wait,
-                Err(e) if e == EAGAIN => return Step::Wait,
-                Err(e) => return Step::Done(Err(e)),
-                Ok(n) => {
-                    let n = n.min(self.filled - self.sent);
-                    self.sent += n;
-                    *done += n;
-                    *budget = budget.saturating_sub(n);
-                }
-            }
+            let n = match sent(io_result(ret as isize)) {
+                Ok(n) => n.min(self.filled - self.sent),
+                Err(step) => return step,
+            };
+            self.sent += n;
+            *done += n;
+            *budget = budget.saturating_sub(n);
         }
     }
 }
