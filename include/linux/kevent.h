@@ -106,7 +106,17 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	kevent_storage_ready() and kevent_storage_fini() on the object reach
  *	the kevent, while before they could be lost. An object that starts
  *	work of its own for the kevent (a request) starts it here, not in
- *	@get.
+ *	@get. @flags is 0 or KEVENT_ARMED_MORE (only for a source with
+ *	@flush): the next entry of the same kevent_ctl() batch has the same
+ *	type, id and event, so the object may hold back what this request
+ *	would flush out (a socket corks a send with MSG_MORE).
+ * @flush: optional: a run of consecutive kevent_ctl(KEVENT_CTL_ADD) entries
+ *	with the same type, id and event, armed with KEVENT_ARMED_MORE (all
+ *	but the last), ended with @uk: flush out what they held back (process
+ *	context, may sleep). Called once per run, after the run's last entry,
+ *	whether or not that entry or any other of the run was added, so that
+ *	nothing held back waits for a request that never came. Its result is
+ *	not reported; the object @uk names may be gone by then.
  *
  * Registered once, at boot, with kevent_register_source(); the table must
  * live forever. The core never names a source: it finds this table by
@@ -126,8 +136,12 @@ struct kevent_source_ops {
 		   void **priv);
 	void (*put)(void *priv);
 	u32 (*recheck)(void *priv, u32 events, s64 *data);
-	void (*armed)(void *priv);
+	void (*armed)(void *priv, unsigned int flags);
+	void (*flush)(const struct ukevent *uk);
 };
+
+/* @armed flags. */
+#define KEVENT_ARMED_MORE	0x1	/* the next entry is for the same object */
 
 /*
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a

@@ -79,7 +79,7 @@ impl Source for FakeSource {
         Ok(())
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, _more: bool) -> Result<Arc<dyn Attached>> {
         self.0.storage.enqueue(kevent)?;
         let now = self.0.level.load(ordering::Relaxed) & uk.0.event;
         if now != 0 {
@@ -174,14 +174,26 @@ mod tests {
     #[test]
     fn add_remove_errors() {
         let (q, obj, src) = setup();
-        assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Ok(()));
-        assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0)), Err(EEXIST));
-        assert_eq!(q.as_arc_borrow().add(&src, &uk(2, 0, 0)), Err(EINVAL));
-        assert_eq!(q.as_arc_borrow().add(&src, &uk(2, 0x4, 0)), Err(EINVAL));
-        assert_eq!(q.as_arc_borrow().add(&src, &uk(2, IN, 0x80)), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(1, IN, 0), false), Ok(()));
+        assert_eq!(
+            q.as_arc_borrow().add(&src, &uk(1, IN, 0), false),
+            Err(EEXIST)
+        );
+        assert_eq!(
+            q.as_arc_borrow().add(&src, &uk(2, 0, 0), false),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            q.as_arc_borrow().add(&src, &uk(2, 0x4, 0), false),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            q.as_arc_borrow().add(&src, &uk(2, IN, 0x80), false),
+            Err(EINVAL)
+        );
         let mut bad = uk(2, IN, 0);
         bad.0.reserved = 1;
-        assert_eq!(q.as_arc_borrow().add(&src, &bad), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(&src, &bad, false), Err(EINVAL));
         assert_eq!(q.remove(&src, &uk(2, IN, 0)), Err(ENOENT));
         assert_eq!(q.modify(&src, &uk(2, IN, 0)), Err(ENOENT));
         assert_eq!(q.remove(&src, &uk(1, IN, 0)), Ok(()));
@@ -195,12 +207,18 @@ mod tests {
         const N: u64 = 3000;
         let id = |i: u64| i.wrapping_mul(7919) ^ (i << 40);
         for i in 0..N {
-            assert_eq!(q.as_arc_borrow().add(&src, &uk(id(i), IN, 0)), Ok(()));
+            assert_eq!(
+                q.as_arc_borrow().add(&src, &uk(id(i), IN, 0), false),
+                Ok(())
+            );
         }
         assert_eq!(q.nr_kevents(), N as usize);
         // Every key is found after the table grew.
         for i in 0..N {
-            assert_eq!(q.as_arc_borrow().add(&src, &uk(id(i), IN, 0)), Err(EEXIST));
+            assert_eq!(
+                q.as_arc_borrow().add(&src, &uk(id(i), IN, 0), false),
+                Err(EEXIST)
+            );
         }
         obj.fire(IN);
         assert_eq!(q.nr_ready(), N as usize);
@@ -219,15 +237,15 @@ mod tests {
         assert_eq!(q.nr_ready(), 0);
         assert!(obj.storage.is_empty());
         // Still usable once empty.
-        assert_eq!(q.as_arc_borrow().add(&src, &uk(5, IN, 0)), Ok(()));
+        assert_eq!(q.as_arc_borrow().add(&src, &uk(5, IN, 0), false), Ok(()));
         assert_eq!(q.nr_kevents(), 1);
     }
 
     #[test]
     fn ready_once_per_activity() {
         let (q, obj, src) = setup();
-        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
-        q.as_arc_borrow().add(&src, &uk(2, OUT, 0)).unwrap();
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0), false).unwrap();
+        q.as_arc_borrow().add(&src, &uk(2, OUT, 0), false).unwrap();
         assert_eq!(q.nr_ready(), 0);
         obj.fire(IN);
         obj.fire(IN);
@@ -244,7 +262,7 @@ mod tests {
     #[test]
     fn level_triggered_rechecks() {
         let (q, obj, src) = setup();
-        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0), false).unwrap();
         obj.fire(IN);
         // Still ready: reported again and again.
         assert_eq!(poll(&q, 8).got.len(), 1);
@@ -259,7 +277,7 @@ mod tests {
     fn edge_triggered_once() {
         let (q, obj, src) = setup();
         q.as_arc_borrow()
-            .add(&src, &uk(1, IN, KEVENT_REQ_ET))
+            .add(&src, &uk(1, IN, KEVENT_REQ_ET), false)
             .unwrap();
         obj.fire(IN);
         assert_eq!(poll(&q, 8).got.len(), 1);
@@ -275,7 +293,7 @@ mod tests {
     fn oneshot_removed_after_delivery() {
         let (q, obj, src) = setup();
         q.as_arc_borrow()
-            .add(&src, &uk(1, IN, KEVENT_REQ_ONESHOT))
+            .add(&src, &uk(1, IN, KEVENT_REQ_ONESHOT), false)
             .unwrap();
         obj.fire(IN);
         assert_eq!(poll(&q, 8).got.len(), 1);
@@ -290,7 +308,7 @@ mod tests {
         let (q, obj, src) = setup();
         for id in 0..5 {
             q.as_arc_borrow()
-                .add(&src, &uk(id, IN, KEVENT_REQ_ET))
+                .add(&src, &uk(id, IN, KEVENT_REQ_ET), false)
                 .unwrap();
         }
         obj.fire(IN);
@@ -306,7 +324,7 @@ mod tests {
         let (q, obj, src) = setup();
         for id in 0..3 {
             q.as_arc_borrow()
-                .add(&src, &uk(id, IN, KEVENT_REQ_ET))
+                .add(&src, &uk(id, IN, KEVENT_REQ_ET), false)
                 .unwrap();
         }
         obj.fire(IN);
@@ -322,7 +340,7 @@ mod tests {
     #[test]
     fn broken_source_reported_once() {
         let (q, obj, src) = setup();
-        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0), false).unwrap();
         obj.storage.fini(0, EPIPE.to_errno().into());
         let got = poll(&q, 8).got;
         assert_eq!(got.len(), 1);
@@ -335,7 +353,7 @@ mod tests {
     #[test]
     fn modify_rearms() {
         let (q, obj, src) = setup();
-        q.as_arc_borrow().add(&src, &uk(1, IN, 0)).unwrap();
+        q.as_arc_borrow().add(&src, &uk(1, IN, 0), false).unwrap();
         obj.level.store(OUT, ordering::Relaxed);
         let mut m = uk(1, OUT, 0);
         m.0.user_data = 77;
@@ -349,10 +367,10 @@ mod tests {
     fn min_nr_and_timeout() {
         let (q, obj, src) = setup();
         q.as_arc_borrow()
-            .add(&src, &uk(1, IN, KEVENT_REQ_ET))
+            .add(&src, &uk(1, IN, KEVENT_REQ_ET), false)
             .unwrap();
         q.as_arc_borrow()
-            .add(&src, &uk(2, IN, KEVENT_REQ_ET))
+            .add(&src, &uk(2, IN, KEVENT_REQ_ET), false)
             .unwrap();
         let mut sink = VecSink::new(8);
         // Nothing ready: waits out the deadline and returns 0.
@@ -374,7 +392,7 @@ mod tests {
             let q = TestQueue::new();
             let src = FakeSource(obj.clone());
             for id in 0..4 {
-                q.as_arc_borrow().add(&src, &uk(id, IN, 0)).unwrap();
+                q.as_arc_borrow().add(&src, &uk(id, IN, 0), false).unwrap();
             }
             obj.fire(IN);
             q.release_all();

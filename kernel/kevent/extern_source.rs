@@ -219,11 +219,13 @@ struct ObjectRef {
 unsafe impl Send for ObjectRef {}
 
 impl ObjectRef {
-    /// Tells the object that its kevent is registered, if the source asks to know.
-    fn armed(&self) {
+    /// Tells the object that its kevent is registered, if the source asks to know; `more` is
+    /// the batch hint.
+    fn armed(&self, more: bool) {
         if let Some(armed) = self.src.0.armed {
+            let flags = if more { bindings::KEVENT_ARMED_MORE } else { 0 };
             // SAFETY: `obj` is the live reference `get` returned.
-            unsafe { armed(self.obj) };
+            unsafe { armed(self.obj, flags) };
         }
     }
 
@@ -300,7 +302,19 @@ impl Source for ExternSource {
         self.0.cancel_errno
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+    fn batches(&self) -> bool {
+        self.0.flush.is_some()
+    }
+
+    fn flush(&self, uk: &Ukevent) {
+        if let Some(flush) = self.0.flush {
+            // SAFETY: The table's contract: `flush` takes any valid entry, which `uk` is for the
+            // duration of the call.
+            unsafe { flush((&raw const uk.0).cast::<bindings::ukevent>()) };
+        }
+    }
+
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, more: bool) -> Result<Arc<dyn Attached>> {
         // SAFETY: Every `ExternSource` the core reaches is a registered table (or a test's
         // static one): it lives forever.
         let this: &'static ExternSource = unsafe { ExternSource::from_ops(&self.0) };
@@ -361,7 +375,7 @@ impl Source for ExternSource {
         // Registered: what the object reports from now on reaches the kevent. Nothing fails
         // after this (the caller only indexes the kevent).
         if let Some(object) = held.object.as_ref() {
-            object.armed();
+            object.armed(more);
         }
         // A weak source's kevents do not keep the object alive; its death reaches them through
         // the storage.

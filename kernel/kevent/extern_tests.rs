@@ -9,11 +9,12 @@ use crate::{
     abi::*,
     engine_tests::{poll, TestQueue},
     extern_source::{self, ExternSource},
-    storage,
+    source::Source,
+    storage, syscalls,
 };
 use kernel::{
     bindings,
-    ffi::{c_int, c_void},
+    ffi::{c_int, c_uint, c_void},
     prelude::*,
     sync::atomic::{ordering, Atomic},
     types::Opaque,
@@ -39,6 +40,10 @@ struct FakeObj {
     armed: Atomic<u32>,
     /// What the object reports (with result 1) as soon as it is armed.
     on_armed: Atomic<u32>,
+    /// Times `armed` was called with `KEVENT_ARMED_MORE`.
+    armed_more: Atomic<u32>,
+    /// Times `flush` was called for an entry that names this object.
+    flushed: Atomic<u32>,
 }
 
 impl FakeObj {
@@ -52,6 +57,8 @@ impl FakeObj {
                 refs: Atomic::new(0),
                 armed: Atomic::new(0),
                 on_armed: Atomic::new(0),
+                armed_more: Atomic::new(0),
+                flushed: Atomic::new(0),
             },
             GFP_KERNEL,
         )
@@ -146,14 +153,28 @@ unsafe extern "C" fn fake_req_get(
     unsafe { fake_hold(arg[0], st, obj) }
 }
 
-unsafe extern "C" fn fake_armed(obj: *mut c_void) {
+unsafe extern "C" fn fake_armed(obj: *mut c_void, flags: c_uint) {
     // SAFETY: `obj` is what `fake_req_get` returned, a live `FakeObj`.
     let fake = unsafe { &*obj.cast::<FakeObj>() };
     fake.armed.add(1, ordering::Relaxed);
+    if flags & bindings::KEVENT_ARMED_MORE != 0 {
+        fake.armed_more.add(1, ordering::Relaxed);
+    }
     let events = fake.on_armed.load(ordering::Relaxed);
     if events != 0 {
         // The object starts at once and reports: it must reach the kevent.
         fake.fire(events, 1);
+    }
+}
+
+/// The request source's `flush`: counts the call on the object the entry names.
+unsafe extern "C" fn fake_flush(uk: *const bindings::ukevent) {
+    // SAFETY: The core passes a valid entry.
+    let addr = unsafe { (*uk).arg[0] };
+    if addr != 0 {
+        // SAFETY: The tests put the address of a live `FakeObj` (or 0) in `arg[0]`.
+        let fake = unsafe { &*(addr as usize as *const FakeObj) };
+        fake.flushed.add(1, ordering::Relaxed);
     }
 }
 
@@ -204,6 +225,7 @@ const fn req_ops(cancel_errno: c_int) -> bindings::kevent_source_ops {
     ops.get = Some(fake_req_get);
     ops.put = Some(fake_put);
     ops.armed = Some(fake_armed);
+    ops.flush = Some(fake_flush);
     ops
 }
 
@@ -224,6 +246,15 @@ fn weak_src() -> &'static ExternSource {
 fn req_src() -> &'static ExternSource {
     // SAFETY: A static table that follows the contract.
     unsafe { ExternSource::from_ops(&REQ_OPS) }
+}
+
+/// The sources of the tests' types, for [`syscalls::apply`].
+fn test_source_of(ty: u32) -> Option<&'static dyn Source> {
+    match ty {
+        REQ_TYPE => Some(req_src()),
+        FAKE_TYPE => Some(level_src()),
+        _ => None,
+    }
 }
 
 /// A request on "descriptor" 5 for the object `obj`, named by `user_data`.
@@ -264,7 +295,8 @@ mod tests {
         let q = TestQueue::new();
         assert!(!obj.installed());
         assert_eq!(
-            q.as_arc_borrow().add(level_src(), &uk(obj.id(), IN, 0)),
+            q.as_arc_borrow()
+                .add(level_src(), &uk(obj.id(), IN, 0), false),
             Ok(())
         );
         assert!(obj.installed());
@@ -284,17 +316,18 @@ mod tests {
         let obj = FakeObj::new();
         let q = TestQueue::new();
         assert_eq!(
-            q.as_arc_borrow().add(level_src(), &uk(0, IN, 0)),
+            q.as_arc_borrow().add(level_src(), &uk(0, IN, 0), false),
             Err(EBADF)
         );
         let mut bad = uk(obj.id(), IN, 0);
         bad.0.arg[1] = 1;
-        assert_eq!(q.as_arc_borrow().add(level_src(), &bad), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(level_src(), &bad, false), Err(EINVAL));
         let mut bad = uk(obj.id(), IN, 0);
         bad.0.arg_fd = 3;
-        assert_eq!(q.as_arc_borrow().add(level_src(), &bad), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(level_src(), &bad, false), Err(EINVAL));
         assert_eq!(
-            q.as_arc_borrow().add(level_src(), &uk(obj.id(), 0x4, 0)),
+            q.as_arc_borrow()
+                .add(level_src(), &uk(obj.id(), 0x4, 0), false),
             Err(EINVAL)
         );
         assert_eq!(obj.refs(), 0);
@@ -305,7 +338,7 @@ mod tests {
         let obj = FakeObj::new();
         let q = TestQueue::new();
         q.as_arc_borrow()
-            .add(level_src(), &uk(obj.id(), IN | OUT, 0))
+            .add(level_src(), &uk(obj.id(), IN | OUT, 0), false)
             .unwrap();
         assert_eq!(q.nr_ready(), 0);
         // A coarse notification; the re-check reports only what is ready.
@@ -330,7 +363,7 @@ mod tests {
         let q = TestQueue::new();
         obj.level.store(IN, ordering::Relaxed);
         q.as_arc_borrow()
-            .add(level_src(), &uk(obj.id(), IN, KEVENT_REQ_ET))
+            .add(level_src(), &uk(obj.id(), IN, KEVENT_REQ_ET), false)
             .unwrap();
         let got = poll(&q, 8).got;
         assert_eq!((got.len(), got[0].0.event), (1, IN));
@@ -345,7 +378,7 @@ mod tests {
         let obj = FakeObj::new();
         let q = TestQueue::new();
         q.as_arc_borrow()
-            .add(weak_src(), &uk(obj.id(), IN | OUT, 0))
+            .add(weak_src(), &uk(obj.id(), IN | OUT, 0), false)
             .unwrap();
         // Weak: no reference kept once registered.
         assert_eq!(obj.refs(), 0);
@@ -364,12 +397,12 @@ mod tests {
         let obj = FakeObj::new();
         let q = TestQueue::new();
         q.as_arc_borrow()
-            .add(weak_src(), &uk(obj.id(), IN, 0))
+            .add(weak_src(), &uk(obj.id(), IN, 0), false)
             .unwrap();
         // The same object, another kevent in another queue.
         let second = uk(obj.id(), OUT, 0);
         let q2 = TestQueue::new();
-        q2.as_arc_borrow().add(weak_src(), &second).unwrap();
+        q2.as_arc_borrow().add(weak_src(), &second, false).unwrap();
         obj.fini(ENOENT.to_errno());
         assert!(!obj.installed());
         let got = poll(&q, 8).got;
@@ -388,26 +421,88 @@ mod tests {
     }
 
     #[test]
+    fn batch_hint_and_flush() {
+        let (a, b, l) = (FakeObj::new(), FakeObj::new(), FakeObj::new());
+        let q = TestQueue::new();
+        let count = |o: &FakeObj| {
+            (
+                o.armed.load(ordering::Relaxed),
+                o.armed_more.load(ordering::Relaxed),
+                o.flushed.load(ordering::Relaxed),
+            )
+        };
+        // A run of three of one operation on one descriptor, then another operation on it (a
+        // run of one: no hint, no flush); a run of two on another descriptor whose last entry
+        // fails; two level kevents with one key (their source takes no hints).
+        let mut c = req(&b, 5, IN);
+        c.0.id = 6;
+        let mut d = req(&b, 6, IN);
+        d.0.id = 6;
+        d.0.arg[1] = BAD_ARG;
+        let entries = [
+            req(&a, 1, IN),
+            req(&a, 2, IN),
+            req(&a, 3, IN),
+            req(&a, 4, OUT),
+            c,
+            d,
+            uk(l.id(), IN, 0),
+            uk(l.id(), IN, 0),
+        ];
+        let mut batch = KVec::new();
+        for e in entries {
+            batch.push(e, GFP_KERNEL).unwrap();
+        }
+        let done = syscalls::apply(
+            q.as_arc_borrow(),
+            KEVENT_CTL_ADD,
+            &mut batch,
+            test_source_of,
+        );
+        assert_eq!(done, 6);
+        // All but the last of a run are armed with the hint; one flush after the run.
+        assert_eq!(count(&a), (4, 2, 1));
+        // The run's last entry failed (in `get`, so it was never armed): flushed all the same.
+        assert_eq!(count(&b), (1, 1, 1));
+        assert_eq!(batch[5].0.ret_flags, KEVENT_RET_BROKEN);
+        assert_eq!(batch[5].0.ret_data, E2BIG.to_errno().into());
+        assert_eq!(batch[7].0.ret_data, EEXIST.to_errno().into());
+        assert_eq!(l.refs(), 1);
+        // Hints are for additions only.
+        let mut batch = KVec::new();
+        batch.push(req(&a, 1, IN), GFP_KERNEL).unwrap();
+        batch.push(req(&a, 2, IN), GFP_KERNEL).unwrap();
+        let done = syscalls::apply(
+            q.as_arc_borrow(),
+            KEVENT_CTL_REMOVE,
+            &mut batch,
+            test_source_of,
+        );
+        assert_eq!(done, 2);
+        assert_eq!(count(&a), (4, 2, 1));
+    }
+
+    #[test]
     fn args_and_flags_reach_the_source() {
         let obj = FakeObj::new();
         let q = TestQueue::new();
         // Non-zero `arg` and `arg_fd`, and the extra flag: the source's to check.
         let mut a = req(&obj, 1, IN);
         a.0.req_flags = REQ_FLAG | KEVENT_REQ_ET;
-        assert_eq!(q.as_arc_borrow().add(req_src(), &a), Ok(()));
+        assert_eq!(q.as_arc_borrow().add(req_src(), &a, false), Ok(()));
         assert_eq!(obj.refs(), 1);
         // `get` sees them as given.
         let mut bad = req(&obj, 2, IN);
         bad.0.arg[1] = BAD_ARG;
-        assert_eq!(q.as_arc_borrow().add(req_src(), &bad), Err(E2BIG));
+        assert_eq!(q.as_arc_borrow().add(req_src(), &bad, false), Err(E2BIG));
         // A flag that neither the core nor the source knows.
         let mut bad = req(&obj, 3, IN);
         bad.0.req_flags = 0x20;
-        assert_eq!(q.as_arc_borrow().add(req_src(), &bad), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(req_src(), &bad, false), Err(EINVAL));
         // The other sources still refuse the extra flag.
         let mut bad = uk(obj.id(), IN, REQ_FLAG);
         bad.0.type_ = FAKE_TYPE;
-        assert_eq!(q.as_arc_borrow().add(level_src(), &bad), Err(EINVAL));
+        assert_eq!(q.as_arc_borrow().add(level_src(), &bad, false), Err(EINVAL));
         assert_eq!(obj.refs(), 1);
     }
 
@@ -415,11 +510,17 @@ mod tests {
     fn keyed_by_user_data() {
         let (a, b) = (FakeObj::new(), FakeObj::new());
         let q = TestQueue::new();
-        assert_eq!(q.as_arc_borrow().add(req_src(), &req(&a, 1, IN)), Ok(()));
-        // The same id, another user_data: another kevent.
-        assert_eq!(q.as_arc_borrow().add(req_src(), &req(&b, 2, OUT)), Ok(()));
         assert_eq!(
-            q.as_arc_borrow().add(req_src(), &req(&b, 1, OUT)),
+            q.as_arc_borrow().add(req_src(), &req(&a, 1, IN), false),
+            Ok(())
+        );
+        // The same id, another user_data: another kevent.
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&b, 2, OUT), false),
+            Ok(())
+        );
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&b, 1, OUT), false),
             Err(EEXIST)
         );
         // MODIFY would change the key.
@@ -439,7 +540,9 @@ mod tests {
         let obj = FakeObj::new();
         let q = TestQueue::new();
         // No KEVENT_REQ_ONESHOT in the request: the source makes it oneshot.
-        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 1, IN), false)
+            .unwrap();
         obj.fire(IN, 3);
         let got = poll(&q, 8).got;
         assert_eq!(got.len(), 1);
@@ -462,14 +565,16 @@ mod tests {
         let q = TestQueue::new();
         // The object reports as soon as it is armed: the kevent is registered by then.
         obj.on_armed.store(IN, ordering::Relaxed);
-        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 1, IN), false)
+            .unwrap();
         assert_eq!(obj.armed.load(ordering::Relaxed), 1);
         let got = poll(&q, 8).got;
         assert_eq!((got.len(), got[0].0.event), (1, IN));
         // A failed registration is never armed.
         let mut bad = req(&obj, 2, IN);
         bad.0.arg[1] = BAD_ARG;
-        assert_eq!(q.as_arc_borrow().add(req_src(), &bad), Err(E2BIG));
+        assert_eq!(q.as_arc_borrow().add(req_src(), &bad, false), Err(E2BIG));
         assert_eq!(obj.armed.load(ordering::Relaxed), 1);
     }
 
@@ -477,7 +582,9 @@ mod tests {
     fn remove_cancels_once() {
         let obj = FakeObj::new();
         let q = TestQueue::new();
-        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 1, IN), false)
+            .unwrap();
         // The entry succeeds; the object is let go at once.
         assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
         assert_eq!(obj.refs(), 0);
@@ -487,7 +594,7 @@ mod tests {
         obj.fire(IN, 1);
         // The key is free again at once.
         q.as_arc_borrow()
-            .add(req_src(), &req(&obj, 1, OUT))
+            .add(req_src(), &req(&obj, 1, OUT), false)
             .unwrap();
         let got = poll(&q, 8).got;
         assert_eq!(got.len(), 1);
@@ -508,7 +615,9 @@ mod tests {
     fn cancel_keeps_a_pending_completion() {
         let obj = FakeObj::new();
         let q = TestQueue::new();
-        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 1, IN), false)
+            .unwrap();
         obj.fire(IN, 42);
         assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
         let got = poll(&q, 8).got;
@@ -519,7 +628,9 @@ mod tests {
         );
         assert_eq!(poll(&q, 8).got.len(), 0);
         // A broken report pending is kept too.
-        q.as_arc_borrow().add(req_src(), &req(&obj, 2, IN)).unwrap();
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 2, IN), false)
+            .unwrap();
         obj.fini(EPIPE.to_errno());
         assert_eq!(q.remove(req_src(), &req(&obj, 2, IN)), Ok(()));
         let got = poll(&q, 8).got;
@@ -532,7 +643,9 @@ mod tests {
     fn fail_reports_the_events_and_reinstalls() {
         let obj = FakeObj::new();
         let q = TestQueue::new();
-        q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN)).unwrap();
+        q.as_arc_borrow()
+            .add(req_src(), &req(&obj, 1, IN), false)
+            .unwrap();
         // The object fails at IN and OUT: the kevent reports the bits it asked for.
         // SAFETY: The storage is valid; nothing else runs on it in this test.
         unsafe {
@@ -549,7 +662,7 @@ mod tests {
         assert_eq!(obj.refs(), 0);
         // The object lives on: a new registration installs a new list.
         q.as_arc_borrow()
-            .add(req_src(), &req(&obj, 2, OUT))
+            .add(req_src(), &req(&obj, 2, OUT), false)
             .unwrap();
         assert!(obj.installed());
         obj.fire(OUT, 5);
@@ -567,7 +680,7 @@ mod tests {
             let q = TestQueue::new();
             for user_data in 1..4 {
                 q.as_arc_borrow()
-                    .add(req_src(), &req(&obj, user_data, IN))
+                    .add(req_src(), &req(&obj, user_data, IN), false)
                     .unwrap();
             }
             q.remove(req_src(), &req(&obj, 1, IN)).unwrap();

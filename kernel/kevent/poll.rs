@@ -66,7 +66,7 @@ impl Source for PollSource {
         Ok(())
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, _more: bool) -> Result<Arc<dyn Attached>> {
         let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
         // A queue watching a queue: no loops, no deep chains.

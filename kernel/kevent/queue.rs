@@ -219,8 +219,14 @@ impl Queue {
         src.check(uk)
     }
 
-    /// `KEVENT_CTL_ADD` of one kevent.
-    pub(crate) fn add(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
+    /// `KEVENT_CTL_ADD` of one kevent; `more` is the batch hint for its source (see
+    /// [`Source::attach`]).
+    pub(crate) fn add(
+        self: ArcBorrow<'_, Self>,
+        src: &dyn Source,
+        uk: &Ukevent,
+        more: bool,
+    ) -> Result {
         Self::check(src, uk)?;
         let key = Key::of(uk, src);
         let req = Request::of(uk);
@@ -232,7 +238,7 @@ impl Queue {
         index.table.reserve_one()?;
         let item = Kevent::new(&this, src, key, req, self.user.charge()?)?;
         let kevent = item.as_arc();
-        let attached = match src.attach(kevent, uk) {
+        let attached = match src.attach(kevent, uk, more) {
             Ok(attached) => attached,
             Err(e) => {
                 // The source did not keep it; make sure it is on no list of ours either.
@@ -288,7 +294,7 @@ impl Queue {
             st.data = 0;
             st.broken = None;
         }
-        match src.attach(&kevent, uk) {
+        match src.attach(&kevent, uk, false) {
             Ok(attached) => {
                 *kevent.attached.access_mut(&mut index) = Some(attached);
                 Ok(())

@@ -56,7 +56,24 @@ pub(crate) trait Source: Sync {
     ///
     /// `KEVENT_CTL_MODIFY` re-arms a kevent by detaching it and attaching it again with the
     /// new request, so a source needs no separate modify operation.
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>>;
+    ///
+    /// `more` is the batch hint, only for a source that [`Source::batches`]: the next entry of
+    /// the `kevent_ctl(KEVENT_CTL_ADD)` batch has the same type, id and event, so the object may
+    /// hold back what this request would flush out (a socket corks a send); [`Source::flush`]
+    /// follows the run.
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, more: bool) -> Result<Arc<dyn Attached>>;
+
+    /// Whether the source takes batch hints ([`Source::attach`]'s `more`, and
+    /// [`Source::flush`]).
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// A run of consecutive `KEVENT_CTL_ADD` entries with the same type, id and event, attached
+    /// with `more` (all but the last), ended with `uk`: flushes out what they held back. Called
+    /// once per run after its last entry, whether or not that entry, or any of the run, was
+    /// added. Process context, may sleep.
+    fn flush(&self, _uk: &Ukevent) {}
 }
 
 /// The source's side of one attached kevent.

@@ -8,6 +8,7 @@
 use crate::{
     abi::*,
     queue::{Queue, Sink},
+    source::Source,
 };
 use core::mem::{size_of, MaybeUninit};
 use kernel::{
@@ -73,23 +74,81 @@ fn init(flags: u32) -> Result<usize> {
     Ok(fd as usize)
 }
 
-/// Applies one entry of a `kevent_ctl()` batch.
-fn ctl_one(queue: ArcBorrow<'_, Queue>, cmd: c_uint, uk: &Ukevent) -> Result {
+/// Applies one entry of a `kevent_ctl()` batch with the source of its type, if there is one;
+/// `more` is the batch hint of an added entry.
+fn ctl_one(
+    queue: ArcBorrow<'_, Queue>,
+    cmd: c_uint,
+    uk: &Ukevent,
+    src: Option<&dyn Source>,
+    more: bool,
+) -> Result {
     if uk.0.reserved != 0 {
         return Err(EINVAL);
     }
     match cmd {
         // No source for the type: nothing of that type can be registered.
-        KEVENT_CTL_REMOVE => queue.remove(crate::source_of(uk.0.type_).ok_or(ENOENT)?, uk),
-        _ => {
-            let src = crate::source_of(uk.0.type_).ok_or(EINVAL)?;
-            if cmd == KEVENT_CTL_ADD {
-                queue.add(src, uk)
-            } else {
-                queue.modify(src, uk)
+        KEVENT_CTL_REMOVE => queue.remove(src.ok_or(ENOENT)?, uk),
+        KEVENT_CTL_ADD => queue.add(src.ok_or(EINVAL)?, uk, more),
+        _ => queue.modify(src.ok_or(EINVAL)?, uk),
+    }
+}
+
+/// Whether `a` and `b` name the same object and operation: the same type, id and event.
+fn same_run(a: &Ukevent, b: &Ukevent) -> bool {
+    a.0.type_ == b.0.type_ && a.0.id == b.0.id && a.0.event == b.0.event
+}
+
+/// Applies the entries of a `kevent_ctl()` batch in order, with the sources `source_of` finds,
+/// writing each one's result into it; returns how many took effect.
+///
+/// The batch hint: an added entry whose source takes hints ([`Source::batches`]) and whose next
+/// entry has the same type, id and event is attached with `more`, and the source's
+/// [`Source::flush`] runs after the last entry of such a run, whatever became of the run's
+/// entries.
+pub(crate) fn apply(
+    queue: ArcBorrow<'_, Queue>,
+    cmd: c_uint,
+    batch: &mut [Ukevent],
+    source_of: fn(u32) -> Option<&'static dyn Source>,
+) -> usize {
+    let mut done = 0;
+    // The previous entry was added with `more`: this one ends or continues its run.
+    let mut in_run = false;
+    for i in 0..batch.len() {
+        let (src, more) = match batch.get(i) {
+            Some(uk) => {
+                let src = source_of(uk.0.type_);
+                let more = cmd == KEVENT_CTL_ADD
+                    && src.is_some_and(|s| s.batches())
+                    && batch.get(i + 1).is_some_and(|next| same_run(uk, next));
+                (src, more)
+            }
+            None => break,
+        };
+        let Some(uk) = batch.get_mut(i) else {
+            break;
+        };
+        match ctl_one(queue, cmd, uk, src, more) {
+            Ok(()) => {
+                uk.0.ret_flags = KEVENT_RET_DONE;
+                uk.0.ret_data = 0;
+                done += 1;
+            }
+            Err(e) => {
+                uk.0.ret_flags = KEVENT_RET_BROKEN;
+                uk.0.ret_data = e.to_errno().into();
             }
         }
+        if in_run && !more {
+            // The run ends here; its entries share the type, so its source is this one's.
+            if let Some(src) = src {
+                src.flush(uk);
+            }
+        }
+        in_run = more;
     }
+    done
 }
 
 fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
@@ -118,20 +177,7 @@ fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
     // SAFETY: `read_raw` initialised the bytes of the first `num` entries, and any bytes are a
     // valid `Ukevent` (it is `FromBytes`).
     unsafe { batch.inc_len(num) };
-    let mut done = 0;
-    for uk in batch.iter_mut() {
-        match ctl_one(queue, cmd, uk) {
-            Ok(()) => {
-                uk.0.ret_flags = KEVENT_RET_DONE;
-                uk.0.ret_data = 0;
-                done += 1;
-            }
-            Err(e) => {
-                uk.0.ret_flags = KEVENT_RET_BROKEN;
-                uk.0.ret_data = e.to_errno().into();
-            }
-        }
-    }
+    let done = apply(queue, cmd, &mut batch, crate::source_of);
     // The entries took effect whether or not their results can be written back. One copy out;
     // after a fault, entry by entry up to it.
     if writer.write_slice(batch.as_bytes()).is_err() {

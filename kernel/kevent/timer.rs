@@ -60,7 +60,7 @@ impl Source for TimerSource {
         Ok(())
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent) -> Result<Arc<dyn Attached>> {
+    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, _more: bool) -> Result<Arc<dyn Attached>> {
         let timer = Arc::pin_init(
             pin_init!(TimerKevent {
                 timer <- HrTimer::new(),

@@ -228,9 +228,29 @@ impl kevent::Source for AioSource {
         &sub.0.storage
     }
 
-    /// The request's kevent is registered: the request may start, and report.
-    fn armed(sub: &Submission) {
-        AioRequest::start(&sub.0);
+    /// The request's kevent is registered: the request may start, and report. With `more`, a
+    /// send on a stream socket that completes at once is corked (`MSG_MORE`): the next entry of
+    /// the batch is another send on the socket, and `flush` follows the run.
+    fn armed(sub: &Submission, more: bool) {
+        AioRequest::start(&sub.0, more);
+    }
+
+    /// A run of requests of one operation on one socket ended: if they are sends, push out what
+    /// the corked ones held back, whatever became of the run's last entry.
+    fn flush(uk: &Ukevent) {
+        // Only sends are corked.
+        if uk.event() != KEVENT_AIO_SEND {
+            return;
+        }
+        let Ok(fd) = u32::try_from(uk.id()) else {
+            return;
+        };
+        // The descriptor may name another file by now (or none): a push is harmless anywhere.
+        if let Ok(file) = LocalFile::fget(fd) {
+            // SAFETY: `file` is a valid file; we hold a reference to it. The push only acts on a
+            // socket (`->splice_eof`), and does not use the file position.
+            unsafe { bindings::kevent_aio_push(file.as_ptr()) };
+        }
     }
 }
 
@@ -478,7 +498,10 @@ impl AioRequest {
     /// with `kevent_aio.inline_submit=0`) the buffer is pinned and the request queued behind the
     /// others of its direction on the socket's context, made if need be; the context then runs a
     /// pass here too (`inline_submit`) or kicks its work.
-    fn start(req: &Arc<AioRequest>) {
+    ///
+    /// `more`: the batch hint ([`kevent::Source::armed`]); the first pass of a send on a stream
+    /// socket then sends with `MSG_MORE`, and the source's `flush` pushes it out.
+    fn start(req: &Arc<AioRequest>, more: bool) {
         let inline = module_parameters::inline_submit.value();
         // Nothing else touches an unarmed request: `put` comes after `armed`, and only `armed`
         // queues it. Its buffer is ours until it is queued or finished.
@@ -495,7 +518,8 @@ impl AioRequest {
             None => {
                 if inline {
                     let mut budget = BUDGET;
-                    if let Step::Done(res) = req.transfer(&mut buf, &mut done, &mut budget) {
+                    let more = more && req.stream;
+                    if let Step::Done(res) = req.transfer(&mut buf, &mut done, &mut budget, more) {
                         req.finish_unqueued(buf, res);
                         return;
                     }
@@ -588,7 +612,9 @@ impl AioRequest {
     /// Moves data for the request with `buf`, `done` bytes moved before: in the submitter's
     /// `kevent_ctl()` (any buffer), or, for the head of its direction on its context, in the
     /// work (pinned pages or a sendfile only).
-    fn transfer(&self, buf: &mut Buf, done: &mut usize, budget: &mut usize) -> Step {
+    ///
+    /// `more`: a send holds back what it does not fill a segment with (`MSG_MORE`).
+    fn transfer(&self, buf: &mut Buf, done: &mut usize, budget: &mut usize, more: bool) -> Step {
         let socket = self.socket();
         let recv = self.op == KEVENT_AIO_RECV;
         let mem = match buf {
@@ -604,7 +630,7 @@ impl AioRequest {
             len: self.len,
             stream: self.stream,
         };
-        xfer.run(recv, self.waitall, done, budget)
+        xfer.run(recv, self.waitall, more, done, budget)
     }
 
     /// [`Self::transfer`] for the head of its direction, in its context's work (or pass), with
@@ -617,7 +643,7 @@ impl AioRequest {
             match st.buf {
                 // Pinned in `start` before it was queued.
                 Buf::User(_) => Step::Done(Err(EINVAL)),
-                _ => self.transfer(&mut st.buf, &mut st.done, budget),
+                _ => self.transfer(&mut st.buf, &mut st.done, budget, false),
             }
         };
         (step, guard)
@@ -706,8 +732,17 @@ impl Xfer<'_> {
     }
 
     /// Sends the rest of the memory, or with `recv` receives into it: a receive completes at the
-    /// first data, or with `waitall` when the memory is full; at end of file either way.
-    fn run(&self, recv: bool, waitall: bool, done: &mut usize, budget: &mut usize) -> Step {
+    /// first data, or with `waitall` when the memory is full; at end of file either way. A send
+    /// with `more` holds back what does not fill a segment (`MSG_MORE`).
+    fn run(
+        &self,
+        recv: bool,
+        waitall: bool,
+        more: bool,
+        done: &mut usize,
+        budget: &mut usize,
+    ) -> Step {
+        let more = if more { bindings::MSG_MORE } else { 0 };
         let dir = if recv {
             bindings::ITER_DEST
         } else {
@@ -732,7 +767,7 @@ impl Xfer<'_> {
                 if recv {
                     bindings::sock_recvmsg(self.socket, &mut msg, bindings::MSG_DONTWAIT as c_int)
                 } else {
-                    msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+                    msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL | more;
                     bindings::sock_sendmsg(self.socket, &mut msg)
                 }
             };

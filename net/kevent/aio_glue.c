@@ -101,3 +101,14 @@ void kevent_aio_uncharge_pinned(struct mm_struct *mm, unsigned long npages)
 	atomic64_sub(npages, &mm->pinned_vm);
 	mmdrop(mm);
 }
+
+/*
+ * A socket file: send out what sends with MSG_MORE held back, as splice does
+ * at its end (->splice_eof: TCP pushes its pending frames, UDP its corked
+ * datagram). A no-op for a socket that holds nothing back.
+ */
+void kevent_aio_push(struct file *file)
+{
+	if (file->f_op->splice_eof)
+		file->f_op->splice_eof(file);
+}

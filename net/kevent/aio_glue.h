@@ -3,8 +3,8 @@
  * kevent network AIO source: what its Rust side (aio.rs) cannot reach, the
  * inline helpers of <linux/cred.h> and <linux/pagemap.h>, the fmode_t bits
  * of <linux/fs.h> (their __force casts hide them from bindgen), what a
- * zero-copy sendfile needs of the page cache, and the RLIMIT_MEMLOCK charge
- * of pinned pages. Each function is a wrapper of
+ * zero-copy sendfile needs of the page cache, the RLIMIT_MEMLOCK charge
+ * of pinned pages, and the push of sends corked with MSG_MORE. Each function is a wrapper of
  * one or two helpers or a read of one field; the logic is in aio.rs.
  * Included by rust/bindings/bindings_helper.h.
  */
@@ -32,5 +32,6 @@ void kevent_aio_put_page(struct page *page);
 loff_t kevent_aio_file_size(struct file *file);
 struct mm_struct *kevent_aio_charge_pinned(unsigned long npages);
 void kevent_aio_uncharge_pinned(struct mm_struct *mm, unsigned long npages);
+void kevent_aio_push(struct file *file);
 
 #endif /* _NET_KEVENT_AIO_GLUE_H */

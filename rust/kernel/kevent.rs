@@ -17,7 +17,10 @@
 //!   delivery;
 //! - [`Source::armed`], if implemented, tells the object that the kevent is registered, so that
 //!   what it reports from then on reaches the kevent (an object that starts work of its own, such
-//!   as a request of asynchronous I/O, starts it there).
+//!   as a request of asynchronous I/O, starts it there);
+//! - [`Source::flush`], if implemented, takes the batch hint: [`Source::armed`] learns that the
+//!   next entry of the batch is for the same object and operation (a socket corks a run of sends
+//!   into one segment), and [`Source::flush`] follows the run.
 //!
 //! Constants of the trait say how the core treats the kevents of the source: whether
 //! [`Source::get`] checks `arg` and `arg_fd` itself ([`Source::TAKES_ARGS`]), whether a kevent is
@@ -317,7 +320,21 @@ pub trait Source {
     /// registration, after [`Source::recheck`], in process context, before the `kevent_ctl()`
     /// entry completes; may sleep. An object that starts work of its own for the kevent starts
     /// it here rather than in [`Source::get`].
-    fn armed(_obj: &Self::Object) {
+    ///
+    /// `more` (only for a source with [`Source::flush`]): the next entry of the same
+    /// `kevent_ctl()` batch has the same type, id and event, so the object may hold back what
+    /// this request would flush out (a socket corks a send); [`Source::flush`] follows the run.
+    fn armed(_obj: &Self::Object, _more: bool) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// A run of consecutive `KEVENT_CTL_ADD` entries with the same type, id and event, armed
+    /// with `more` (all but the last), ended with `uk`: flushes out what they held back.
+    ///
+    /// Called once per run, after its last entry, whether or not that entry or any other of the
+    /// run was added, so that nothing held back waits for a request that never came. Process
+    /// context, may sleep; the object `uk` names may be gone by then.
+    fn flush(_uk: &Ukevent) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -393,11 +410,19 @@ impl<T: Source> SourceVTable<T> {
     /// # Safety
     ///
     /// `private` is a reference returned by `get` and not yet put, for the duration of the call.
-    unsafe extern "C" fn armed(private: *mut c_void) {
+    unsafe extern "C" fn armed(private: *mut c_void, flags: c_uint) {
         // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
         // call.
         let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
-        T::armed(obj)
+        T::armed(obj, flags & bindings::KEVENT_ARMED_MORE != 0)
+    }
+
+    /// # Safety
+    ///
+    /// `uk` points to a valid `struct ukevent` for the duration of the call.
+    unsafe extern "C" fn flush(uk: *const bindings::ukevent) {
+        // SAFETY: The core passes a valid entry that it does not modify during the call.
+        T::flush(unsafe { Ukevent::from_raw(uk) })
     }
 
     const OPS: bindings::kevent_source_ops = {
@@ -425,6 +450,11 @@ impl<T: Source> SourceVTable<T> {
             },
             armed: if T::HAS_ARMED {
                 Some(Self::armed)
+            } else {
+                None
+            },
+            flush: if T::HAS_FLUSH {
+                Some(Self::flush)
             } else {
                 None
             },

@@ -85,6 +85,9 @@
  *	to read from, arg[1] the count (1..MAX_RW_COUNT); ret_data is the count,
  *	or less if the file ended first (0 if arg[0] is at or past its end).
  *	Cached pages are sent without a copy, as by sendfile(2).
+ * Consecutive SEND entries of one kevent_ctl() on one stream socket are
+ * corked together (MSG_MORE), so that small sends leave in full segments;
+ * the socket is pushed after the last of them, whatever its outcome.
  */
 #define KEVENT_AIO_SEND		0x1	/* send a buffer */
 #define KEVENT_AIO_RECV		0x2	/* receive into a buffer */

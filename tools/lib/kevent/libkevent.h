@@ -28,6 +28,10 @@
  *	n = kevent_wait(kfd, ev, 1, 8, 1000);
  *	... ev[0].user_data == 7, kevent_aio_result(&ev[0]) bytes or -errno ...
  *
+ * Sends prepared with kevent_prep_aio_send() and added one after the other
+ * in one kevent_add() on one stream socket are corked together: small ones
+ * leave in full segments, not one segment each.
+ *
  * syscall() needs _DEFAULT_SOURCE (or _GNU_SOURCE) defined before the first
  * #include of a libc header.
  *

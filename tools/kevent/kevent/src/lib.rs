@@ -88,7 +88,9 @@
 //! submission order per direction), is always oneshot, and completes with
 //! exactly one event: [`Event::result`] is the number of bytes transferred,
 //! or the error (`ECANCELED` if it was cancelled with [`Queue::remove_aio`]
-//! or its socket descriptor was closed before it completed).
+//! or its socket descriptor was closed before it completed). Sends on one
+//! stream socket that follow each other in one batch are corked together by
+//! the kernel, so that small ones leave in full segments.
 //!
 //! ```no_run
 //! use std::os::fd::AsFd;

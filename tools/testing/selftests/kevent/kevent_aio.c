@@ -533,6 +533,57 @@ TEST_F(stream, order_per_direction)
 	free(got);
 }
 
+#define NCORK	4
+#define CORK_LEN	100
+
+/*
+ * Consecutive sends on one socket in one kevent_ctl() are corked together
+ * (MSG_MORE, all but the last), and whatever becomes of the run's last entry
+ * the run is pushed out: the peer gets every byte the completed sends queued,
+ * in order, when the last send of the run completes (a), fails at its first
+ * byte (b: a bad buffer, reported in its completion), or is refused by
+ * kevent_ctl() (c: a duplicate request, never started).
+ */
+TEST_F(stream, batch_of_sends)
+{
+	unsigned char *out = pattern(NCORK * CORK_LEN, 7), got[NCORK * CORK_LEN];
+	struct ukevent uk[NCORK + 1], ev[NCORK + 1];
+	const size_t all = NCORK * CORK_LEN;
+	int k, last;
+
+	for (last = 0; last < 3; last++) {
+		for (k = 0; k < NCORK; k++)
+			kevent_prep_aio_send(&uk[k], self->s, out + k * CORK_LEN, CORK_LEN,
+					     100 * last + k);
+		if (last == 0)
+			ASSERT_EQ(NCORK, kevent_add(self->kfd, uk, NCORK));
+		if (last == 1) {
+			kevent_prep_aio_send(&uk[NCORK], self->s, NULL, CORK_LEN, 100 + NCORK);
+			ASSERT_EQ(NCORK + 1, kevent_add(self->kfd, uk, NCORK + 1));
+		}
+		if (last == 2) {
+			/* The same key as the first entry: EEXIST, never started. */
+			kevent_prep_aio_send(&uk[NCORK], self->s, out, CORK_LEN, 200);
+			ASSERT_EQ(NCORK, kevent_add(self->kfd, uk, NCORK + 1));
+			EXPECT_EQ(KEVENT_RET_BROKEN, uk[NCORK].ret_flags);
+			EXPECT_EQ(-EEXIST, uk[NCORK].ret_data);
+		}
+		ASSERT_EQ(all, read_full(self->r, got, all, WAIT_MS))
+			TH_LOG("round %d: sends held back", last);
+		EXPECT_EQ(0, memcmp(out, got, all));
+		ASSERT_EQ(NCORK + (last == 1), collect(self->kfd, ev, NCORK + (last == 1), WAIT_MS));
+		for (k = 0; k < NCORK; k++)
+			expect_done(_metadata, find_ev(ev, NCORK + (last == 1), 100 * last + k),
+				    self->s, KEVENT_AIO_SEND, CORK_LEN);
+		if (last == 1)
+			expect_broken(_metadata, find_ev(ev, NCORK + 1, 100 + NCORK), self->s,
+				      EFAULT);
+		EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+	}
+	EXPECT_EQ(0, drain_quiet(self->r, QUIET_MS));
+	free(out);
+}
+
 TEST_F(stream, recv_at_eof)
 {
 	char a[16], b[16];
