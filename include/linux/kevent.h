@@ -110,6 +110,20 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	@flush): the next entry of the same kevent_ctl() batch has the same
  *	type, id and event, so the object may hold back what this request
  *	would flush out (a socket corks a send with MSG_MORE).
+ * @start: optional, only for a @oneshot source of requests: try to finish
+ *	the request @priv names at once, right after @get and before the
+ *	kevent is registered anywhere (process context, may sleep; @flags as
+ *	for @armed). Return 1 with its result in *@result (a value >= 0, or
+ *	-errno) if it is finished: the core reports it (KEVENT_RET_DONE with
+ *	the value, or KEVENT_RET_BROKEN with the errno, and the request's
+ *	events), calls @put and registers nothing: no storage, no
+ *	registration by descriptor, no @recheck or @armed. Return 0 if it is
+ *	not finished (it may have made progress, which the object keeps):
+ *	registration goes on (the core then calls @get's lookup of the
+ *	descriptor, if @follows_fd), and @armed continues the request. A
+ *	registration that fails after a @start that returned 0 fails the
+ *	request, reported in its event, not the kevent_ctl() entry: the
+ *	request may have made progress.
  * @flush: optional: a run of consecutive kevent_ctl(KEVENT_CTL_ADD) entries
  *	with the same type, id and event, armed with KEVENT_ARMED_MORE (all
  *	but the last), ended with @uk: flush out what they held back (process
@@ -137,6 +151,7 @@ struct kevent_source_ops {
 	void (*put)(void *priv);
 	u32 (*recheck)(void *priv, u32 events, s64 *data);
 	void (*armed)(void *priv, unsigned int flags);
+	int (*start)(void *priv, unsigned int flags, s64 *result);
 	void (*flush)(const struct ukevent *uk);
 };
 
@@ -147,8 +162,9 @@ struct kevent_source_ops {
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
  * bad table: no @get or @put, a zero @type or @events, a @weak source with
  * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
- * @oneshot), -EEXIST (the type already has a source) or -EBUSY (no free
- * slot). Registrations are not serialised against each other: make them
+ * @oneshot, a @start without @oneshot), -EEXIST (the type already has a
+ * source) or -EBUSY (no free slot). Registrations are not serialised
+ * against each other: make them
  * from initcalls, of any level (the core needs no initialisation for
  * them). Rust sources use kernel::kevent (rust/kernel/kevent.rs).
  */

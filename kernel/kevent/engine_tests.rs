@@ -79,13 +79,18 @@ impl Source for FakeSource {
         Ok(())
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, _more: bool) -> Result<Arc<dyn Attached>> {
+    fn attach(
+        &self,
+        kevent: &Arc<Kevent>,
+        uk: &Ukevent,
+        _more: bool,
+    ) -> Result<Option<Arc<dyn Attached>>> {
         self.0.storage.enqueue(kevent)?;
         let now = self.0.level.load(ordering::Relaxed) & uk.0.event;
         if now != 0 {
             Kevent::notify(kevent.as_arc_borrow(), now, 0);
         }
-        Ok(Arc::new(FakeAttached(self.0.clone()), GFP_KERNEL)?)
+        Ok(Some(Arc::new(FakeAttached(self.0.clone()), GFP_KERNEL)?))
     }
 }
 

@@ -10,7 +10,8 @@
 //! traits: `get` looks the object up and returns its `struct kevent_storage` and a reference to
 //! it, the core installs a [`Storage`] there on first use (see `storage.rs`) and enqueues the
 //! kevent, `recheck` gives the level state, `armed` tells the object that the kevent is
-//! registered and `put` drops the reference. The table also says how the core treats the
+//! registered (a source of requests may instead finish one at once, `start`, before anything is
+//! registered) and `put` drops the reference. The table also says how the core treats the
 //! source's kevents: whether it checks `arg` and `arg_fd` itself (`takes_args`), whether they
 //! are keyed by `user_data` too, always oneshot, and cancelled with an errno rather than dropped
 //! silently (`cancel_errno`); see `<linux/kevent.h>`. Their objects call
@@ -78,6 +79,7 @@ impl ExternSource {
             && (0..=bindings::MAX_ERRNO as c_int).contains(&o.cancel_errno)
             // A cancelled kevent is delivered once, then removed: a request.
             && (o.cancel_errno == 0 || o.oneshot)
+            && (o.start.is_none() || o.oneshot)
     }
 
     /// Calls `get`: the object's storage and a reference that keeps the object alive.
@@ -230,6 +232,17 @@ impl ObjectRef {
     }
 
     /// The object's level state: the events of `events` ready now, and the result to report.
+    /// Tries to finish the request at once, if the source can (`start`): its result (a value,
+    /// or `-errno`), or `None` if it is not finished; `more` is the batch hint.
+    fn start(&self, more: bool) -> Option<i64> {
+        let start = self.src.0.start?;
+        let flags = if more { bindings::KEVENT_ARMED_MORE } else { 0 };
+        let mut result: i64 = 0;
+        // SAFETY: `obj` is the live reference `get` returned; `result` is valid for writes.
+        let done = unsafe { start(self.obj, flags, &mut result) };
+        (done == 1).then_some(result)
+    }
+
     fn recheck(&self, events: u32) -> Option<(u32, i64)> {
         let recheck = self.src.0.recheck?;
         let mut data: i64 = 0;
@@ -314,19 +327,71 @@ impl Source for ExternSource {
         }
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, more: bool) -> Result<Arc<dyn Attached>> {
+    fn attach(
+        &self,
+        kevent: &Arc<Kevent>,
+        uk: &Ukevent,
+        more: bool,
+    ) -> Result<Option<Arc<dyn Attached>>> {
         // SAFETY: Every `ExternSource` the core reaches is a registered table (or a test's
         // static one): it lives forever.
         let this: &'static ExternSource = unsafe { ExternSource::from_ops(&self.0) };
-        let file = if this.0.follows_fd {
-            let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
-            let local = LocalFile::fget(fd)?;
-            // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
-            Some((unsafe { LocalFile::assume_no_fdget_pos(local) }, fd))
-        } else {
-            None
-        };
-        let (st, object) = this.get(uk)?;
+        if this.0.start.is_none() {
+            let file = this.follow(uk)?;
+            let got = this.get(uk)?;
+            return this.register(kevent, uk, more, file, got).map(Some);
+        }
+        // A source of requests may finish one at once, before anything is registered: it is
+        // reported here, and nothing is attached.
+        let got = this.get(uk)?;
+        if let Some(result) = got.1.start(more) {
+            let kevent = kevent.as_arc_borrow();
+            if result < 0 {
+                Kevent::notify_broken(kevent, uk.0.event, result);
+            } else {
+                Kevent::notify_value(kevent, uk.0.event, result);
+            }
+            drop(got);
+            return Ok(None);
+        }
+        // Started, not finished (it may have moved data): from here on a failure is the
+        // request's, reported in its event as any later one would be, and `put` stops it.
+        match this
+            .follow(uk)
+            .and_then(|file| this.register(kevent, uk, more, file, got))
+        {
+            Ok(attached) => Ok(Some(attached)),
+            Err(e) => {
+                Kevent::notify_broken(kevent.as_arc_borrow(), uk.0.event, e.to_errno().into());
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl ExternSource {
+    /// The file of the descriptor `uk` names and the descriptor, if the source follows it.
+    fn follow(&self, uk: &Ukevent) -> Result<Option<(ARef<File>, u32)>> {
+        if !self.0.follows_fd {
+            return Ok(None);
+        }
+        let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
+        let local = LocalFile::fget(fd)?;
+        // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
+        Ok(Some((unsafe { LocalFile::assume_no_fdget_pos(local) }, fd)))
+    }
+
+    /// Registers `kevent` on the object `get` returned (`got`): installs its storage, records the
+    /// registration by descriptor (`file`), enqueues, re-checks and arms.
+    fn register(
+        &self,
+        kevent: &Arc<Kevent>,
+        uk: &Ukevent,
+        more: bool,
+        file: Option<(ARef<File>, u32)>,
+        got: (*mut bindings::kevent_storage, ObjectRef),
+    ) -> Result<Arc<dyn Attached>> {
+        let (st, object) = got;
         // SAFETY: `st` is the storage of the object `object` keeps alive, so the object cannot
         // die (and call `kevent_storage_fini`) meanwhile.
         let storage = unsafe { storage::install(st) }?;
@@ -379,7 +444,7 @@ impl Source for ExternSource {
         }
         // A weak source's kevents do not keep the object alive; its death reaches them through
         // the storage.
-        let weak = if this.0.weak {
+        let weak = if self.0.weak {
             held.object.take()
         } else {
             None

@@ -44,7 +44,13 @@ struct FakeObj {
     armed_more: Atomic<u32>,
     /// Times `flush` was called for an entry that names this object.
     flushed: Atomic<u32>,
+    /// The result with which `start` finishes a request on this object ([`NOT_NOW`]: it does
+    /// not).
+    finish_now: Atomic<i64>,
 }
+
+/// `finish_now` of an object whose requests `start` does not finish.
+const NOT_NOW: i64 = i64::MIN;
 
 impl FakeObj {
     fn new() -> KBox<FakeObj> {
@@ -59,6 +65,7 @@ impl FakeObj {
                 on_armed: Atomic::new(0),
                 armed_more: Atomic::new(0),
                 flushed: Atomic::new(0),
+                finish_now: Atomic::new(NOT_NOW),
             },
             GFP_KERNEL,
         )
@@ -167,6 +174,19 @@ unsafe extern "C" fn fake_armed(obj: *mut c_void, flags: c_uint) {
     }
 }
 
+/// The request source's `start`: finishes the request with the object's `finish_now`, if set.
+unsafe extern "C" fn fake_start(obj: *mut c_void, _flags: c_uint, result: *mut i64) -> c_int {
+    // SAFETY: `obj` is what `fake_req_get` returned, a live `FakeObj`.
+    let fake = unsafe { &*obj.cast::<FakeObj>() };
+    let now = fake.finish_now.load(ordering::Relaxed);
+    if now == NOT_NOW {
+        return 0;
+    }
+    // SAFETY: `result` is a valid out-pointer.
+    unsafe { *result = now };
+    1
+}
+
 /// The request source's `flush`: counts the call on the object the entry names.
 unsafe extern "C" fn fake_flush(uk: *const bindings::ukevent) {
     // SAFETY: The core passes a valid entry.
@@ -226,6 +246,7 @@ const fn req_ops(cancel_errno: c_int) -> bindings::kevent_source_ops {
     ops.put = Some(fake_put);
     ops.armed = Some(fake_armed);
     ops.flush = Some(fake_flush);
+    ops.start = Some(fake_start);
     ops
 }
 
@@ -483,6 +504,60 @@ mod tests {
     }
 
     #[test]
+    fn finished_at_start() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        obj.finish_now.store(7, ordering::Relaxed);
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN), false),
+            Ok(())
+        );
+        // Reported, and nothing registered or kept: no storage, no reference, never armed.
+        assert!(!obj.installed());
+        assert_eq!(obj.refs(), 0);
+        assert_eq!(obj.armed.load(ordering::Relaxed), 0);
+        // Its key is taken until it is delivered.
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&obj, 1, OUT), false),
+            Err(EEXIST)
+        );
+        // A failure is reported broken, with the request's event.
+        obj.finish_now
+            .store(EIO.to_errno().into(), ordering::Relaxed);
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&obj, 2, OUT), false),
+            Ok(())
+        );
+        // A request that `start` does not finish is registered and armed as before.
+        obj.finish_now.store(NOT_NOW, ordering::Relaxed);
+        assert_eq!(
+            q.as_arc_borrow().add(req_src(), &req(&obj, 3, IN), false),
+            Ok(())
+        );
+        assert!(obj.installed());
+        assert_eq!((obj.refs(), obj.armed.load(ordering::Relaxed)), (1, 1));
+        // REMOVE of a finished request keeps its completion.
+        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0.user_data, got[0].0.event), (1, IN));
+        assert_eq!(
+            (got[0].0.ret_flags, got[0].0.ret_data),
+            (KEVENT_RET_DONE, 7)
+        );
+        assert_eq!((got[1].0.user_data, got[1].0.event), (2, OUT));
+        assert_eq!(got[1].0.ret_flags, KEVENT_RET_BROKEN);
+        assert_eq!(got[1].0.ret_data, EIO.to_errno().into());
+        // Delivered: gone. The third is still in flight.
+        assert_eq!(q.nr_kevents(), 1);
+        obj.fire(IN, 4);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.user_data, got[0].0.ret_data), (3, 4));
+        assert_eq!((q.nr_kevents(), obj.refs()), (0, 0));
+    }
+
+    #[test]
     fn args_and_flags_reach_the_source() {
         let obj = FakeObj::new();
         let q = TestQueue::new();
@@ -701,7 +776,13 @@ mod tests {
             ops.oneshot = false;
             ops
         };
-        for ops in [&NEGATIVE, &TOO_BIG, &NOT_ONESHOT] {
+        // `start` is for requests: only with `oneshot` too.
+        static START_NOT_ONESHOT: bindings::kevent_source_ops = {
+            let mut ops = req_ops(0);
+            ops.oneshot = false;
+            ops
+        };
+        for ops in [&NEGATIVE, &TOO_BIG, &NOT_ONESHOT, &START_NOT_ONESHOT] {
             // SAFETY: A static table; it is refused before anything else.
             let ret = unsafe { extern_source::kevent_register_source(ops) };
             assert_eq!(ret, EINVAL.to_errno());

@@ -66,7 +66,12 @@ impl Source for PollSource {
         Ok(())
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, _more: bool) -> Result<Arc<dyn Attached>> {
+    fn attach(
+        &self,
+        kevent: &Arc<Kevent>,
+        uk: &Ukevent,
+        _more: bool,
+    ) -> Result<Option<Arc<dyn Attached>>> {
         let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
         // A queue watching a queue: no loops, no deep chains.
@@ -107,7 +112,7 @@ impl Source for PollSource {
         if initial & uk.0.event != 0 {
             Kevent::notify(kevent.as_arc_borrow(), initial, 0);
         }
-        Ok(target)
+        Ok(Some(target))
     }
 }
 

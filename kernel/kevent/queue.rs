@@ -247,7 +247,7 @@ impl Queue {
                 return Err(e);
             }
         };
-        *kevent.attached.access_mut(&mut index) = Some(attached);
+        *kevent.attached.access_mut(&mut index) = attached;
         index.table.insert(item);
         Ok(())
     }
@@ -296,7 +296,7 @@ impl Queue {
         }
         match src.attach(&kevent, uk, false) {
             Ok(attached) => {
-                *kevent.attached.access_mut(&mut index) = Some(attached);
+                *kevent.attached.access_mut(&mut index) = attached;
                 Ok(())
             }
             Err(e) => {

@@ -61,7 +61,17 @@ pub(crate) trait Source: Sync {
     /// the `kevent_ctl(KEVENT_CTL_ADD)` batch has the same type, id and event, so the object may
     /// hold back what this request would flush out (a socket corks a send); [`Source::flush`]
     /// follows the run.
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, more: bool) -> Result<Arc<dyn Attached>>;
+    ///
+    /// Returns the attachment, or `None` if the kevent is complete already: a request that the
+    /// source finished at once, before registering it anywhere, and reported with
+    /// [`Kevent::notify_value`] or [`Kevent::notify_broken`]. Nothing is attached then; only for
+    /// a [`Source::oneshot`] source, whose kevent leaves at that delivery.
+    fn attach(
+        &self,
+        kevent: &Arc<Kevent>,
+        uk: &Ukevent,
+        more: bool,
+    ) -> Result<Option<Arc<dyn Attached>>>;
 
     /// Whether the source takes batch hints ([`Source::attach`]'s `more`, and
     /// [`Source::flush`]).

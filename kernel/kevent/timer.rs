@@ -60,7 +60,12 @@ impl Source for TimerSource {
         Ok(())
     }
 
-    fn attach(&self, kevent: &Arc<Kevent>, uk: &Ukevent, _more: bool) -> Result<Arc<dyn Attached>> {
+    fn attach(
+        &self,
+        kevent: &Arc<Kevent>,
+        uk: &Ukevent,
+        _more: bool,
+    ) -> Result<Option<Arc<dyn Attached>>> {
         let timer = Arc::pin_init(
             pin_init!(TimerKevent {
                 timer <- HrTimer::new(),
@@ -73,7 +78,7 @@ impl Source for TimerSource {
             GFP_KERNEL_ACCOUNT,
         )?;
         timer.arm(uk);
-        Ok(timer)
+        Ok(Some(timer))
     }
 }
 

@@ -235,6 +235,13 @@ impl kevent::Source for AioSource {
         AioRequest::start(&sub.0, more);
     }
 
+    /// Runs the request's first pass before its kevent is registered, if its socket has no
+    /// context: a request it finishes is reported by the core, which registers nothing for it.
+    fn start(sub: &Submission, more: bool) -> Option<Result<i64>> {
+        let res = sub.0.first_pass(more)?;
+        Some(res.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+
     /// A run of requests of one operation on one socket ended: if they are sends, push out what
     /// the corked ones held back, whatever became of the run's last entry.
     fn flush(uk: &Ukevent) {
@@ -328,6 +335,7 @@ impl Submission {
                     ReqIo {
                         state: ReqState::Unarmed,
                         done: 0,
+                        tried: false,
                         buf,
                         cred: None,
                     },
@@ -421,6 +429,8 @@ struct ReqIo {
     state: ReqState,
     /// Bytes moved so far.
     done: usize,
+    /// Its first pass ran ([`AioRequest::first_pass`]): `start` does not run another.
+    tried: bool,
     buf: Buf,
     /// Its submitter's credentials, which the work runs its transfers with; taken when the
     /// request is queued.
@@ -489,34 +499,77 @@ impl AioRequest {
         unsafe { bindings::sock_from_file(self.file.as_ptr()) }
     }
 
+    /// The request's first pass, before its kevent is registered ([`kevent::Source::start`]), in
+    /// the submitter's `kevent_ctl()`: if its socket has no context (no request of any direction
+    /// in flight), on the user's buffer as it is (no pinning: this is the submitter's address
+    /// space). Returns the result if the pass finished the request (the core reports it), or
+    /// `None`: the request keeps its buffer and what it moved, and [`AioRequest::start`] goes on.
+    /// `None` at once with `kevent_aio.inline_submit=0`.
+    ///
+    /// `more`: the batch hint; the pass of a send on a stream socket then sends with `MSG_MORE`,
+    /// and the source's `flush` pushes it out.
+    fn first_pass(&self, more: bool) -> Option<Result<usize>> {
+        if !module_parameters::inline_submit.value() {
+            return None;
+        }
+        // Nothing else touches an unarmed request: its buffer is ours until it is queued or
+        // finished.
+        let (mut buf, mut done) = {
+            let mut st = self.io.lock();
+            if st.state != ReqState::Unarmed || st.tried {
+                return None;
+            }
+            st.tried = true;
+            (core::mem::replace(&mut st.buf, Buf::None), st.done)
+        };
+        let step = if AioSock::exists(self.sk) {
+            // Behind the requests of its socket.
+            None
+        } else {
+            let mut budget = BUDGET;
+            Some(self.transfer(&mut buf, &mut done, &mut budget, more && self.stream))
+        };
+        let mut st = self.io.lock();
+        if let Some(Step::Done(res)) = step {
+            st.state = ReqState::Finished;
+            drop(st);
+            drop(buf);
+            return Some(res);
+        }
+        st.buf = buf;
+        st.done = done;
+        None
+    }
+
     /// The request's kevent is armed ([`kevent::Source::armed`]), in the submitter's
-    /// `kevent_ctl()`: the request starts.
+    /// `kevent_ctl()`: the request starts, or goes on after [`AioRequest::first_pass`].
     ///
-    /// If its socket has no context (no request of any direction in flight), a first pass runs
-    /// here, on the user's buffer as it is (no pinning: this is the submitter's address space),
-    /// and a request that it completes is reported at once, without a context. Otherwise (or
-    /// with `kevent_aio.inline_submit=0`) the buffer is pinned and the request queued behind the
-    /// others of its direction on the socket's context, made if need be; the context then runs a
-    /// pass here too (`inline_submit`) or kicks its work.
+    /// If its socket has no context (no request of any direction in flight) and no first pass
+    /// ran, one runs here, and a request that it completes is reported at once, without a
+    /// context. Otherwise (or with `kevent_aio.inline_submit=0`) the buffer is pinned and the
+    /// request queued behind the others of its direction on the socket's context, made if need
+    /// be; the context then runs a pass here too (`inline_submit`) or kicks its work.
     ///
-    /// `more`: the batch hint ([`kevent::Source::armed`]); the first pass of a send on a stream
-    /// socket then sends with `MSG_MORE`, and the source's `flush` pushes it out.
+    /// `more`: the batch hint, as for [`AioRequest::first_pass`].
     fn start(req: &Arc<AioRequest>, more: bool) {
         let inline = module_parameters::inline_submit.value();
         // Nothing else touches an unarmed request: `put` comes after `armed`, and only `armed`
         // queues it. Its buffer is ours until it is queued or finished.
-        let mut buf = {
+        let (mut buf, mut done, tried) = {
             let mut st = req.io.lock();
             if st.state != ReqState::Unarmed {
                 return;
             }
-            core::mem::replace(&mut st.buf, Buf::None)
+            (
+                core::mem::replace(&mut st.buf, Buf::None),
+                st.done,
+                st.tried,
+            )
         };
-        let mut done = 0;
         let sock = match AioSock::lookup(req.sk) {
             Some(sock) => sock,
             None => {
-                if inline {
+                if inline && !tried {
                     let mut budget = BUDGET;
                     let more = more && req.stream;
                     if let Step::Done(res) = req.transfer(&mut buf, &mut done, &mut budget, more) {
@@ -555,6 +608,7 @@ impl AioRequest {
                     *st = ReqIo {
                         state: ReqState::Queued,
                         done,
+                        tried: true,
                         buf,
                         cred: Some(cred),
                     };
@@ -1283,6 +1337,11 @@ impl_has_work! {
 }
 
 impl AioSock {
+    /// Whether the socket whose `struct sock` is `sk` has a context.
+    fn exists(sk: usize) -> bool {
+        SOCKS.lock().as_ref().is_some_and(|t| t.get(&sk).is_some())
+    }
+
     /// The context of the socket whose `struct sock` is `sk`, with one more user, if it has one.
     fn lookup(sk: usize) -> Option<Arc<AioSock>> {
         let mut guard = SOCKS.lock();

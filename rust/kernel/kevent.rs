@@ -18,6 +18,8 @@
 //! - [`Source::armed`], if implemented, tells the object that the kevent is registered, so that
 //!   what it reports from then on reaches the kevent (an object that starts work of its own, such
 //!   as a request of asynchronous I/O, starts it there);
+//! - [`Source::start`], if implemented, tries to finish a request at once, before its kevent
+//!   is registered anywhere (a send that the socket takes whole);
 //! - [`Source::flush`], if implemented, takes the batch hint: [`Source::armed`] learns that the
 //!   next entry of the batch is for the same object and operation (a socket corks a run of sends
 //!   into one segment), and [`Source::flush`] follows the run.
@@ -328,6 +330,20 @@ pub trait Source {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// Tries to finish the request `obj` at once, right after [`Source::get`] and before its
+    /// kevent is registered anywhere (only for a [`Source::ONESHOT`] source of requests);
+    /// process context, may sleep; `more` as for [`Source::armed`].
+    ///
+    /// Returns its result if it is finished: `Ok` with a value (0 or more; the core reports
+    /// `KEVENT_RET_DONE` with it), or the error (`KEVENT_RET_BROKEN`). The core then drops the
+    /// [`Source::Ptr`] and registers nothing: no storage, no registration by descriptor, no
+    /// [`Source::recheck`] or [`Source::armed`]. Returns `None` if the request is not finished
+    /// (it may have made progress, which the object keeps): registration goes on, and
+    /// [`Source::armed`] continues the request.
+    fn start(_obj: &Self::Object, _more: bool) -> Option<Result<i64>> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// A run of consecutive `KEVENT_CTL_ADD` entries with the same type, id and event, armed
     /// with `more` (all but the last), ended with `uk`: flushes out what they held back.
     ///
@@ -419,6 +435,24 @@ impl<T: Source> SourceVTable<T> {
 
     /// # Safety
     ///
+    /// `private` is a reference returned by `get` and not yet put, and `result` is valid for
+    /// writes, for the duration of the call.
+    unsafe extern "C" fn start(private: *mut c_void, flags: c_uint, result: *mut i64) -> c_int {
+        // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
+        // call.
+        let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
+        let value = match T::start(obj, flags & bindings::KEVENT_ARMED_MORE != 0) {
+            None => return 0,
+            Some(Ok(v)) => v.max(0),
+            Some(Err(e)) => e.to_errno().into(),
+        };
+        // SAFETY: The caller guarantees that `result` is valid for writes.
+        unsafe { *result = value };
+        1
+    }
+
+    /// # Safety
+    ///
     /// `uk` points to a valid `struct ukevent` for the duration of the call.
     unsafe extern "C" fn flush(uk: *const bindings::ukevent) {
         // SAFETY: The core passes a valid entry that it does not modify during the call.
@@ -431,6 +465,7 @@ impl<T: Source> SourceVTable<T> {
         assert!(!(T::WEAK && (T::HAS_RECHECK || T::FOLLOWS_FD)));
         assert!(T::CANCEL_ERRNO >= 0 && T::CANCEL_ERRNO <= bindings::MAX_ERRNO as i32);
         assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
+        assert!(!T::HAS_START || T::ONESHOT);
         bindings::kevent_source_ops {
             type_: T::TYPE,
             events: T::EVENTS,
@@ -450,6 +485,11 @@ impl<T: Source> SourceVTable<T> {
             },
             armed: if T::HAS_ARMED {
                 Some(Self::armed)
+            } else {
+                None
+            },
+            start: if T::HAS_START {
+                Some(Self::start)
             } else {
                 None
             },
