@@ -145,7 +145,7 @@ impl Kevent {
     /// Allocates a kevent of the source `src` for `queue`, not yet attached to it nor indexed;
     /// the reference returned is the index's.
     pub(crate) fn new(
-        queue: &Arc<Queue>,
+        queue: ArcBorrow<'_, Queue>,
         src: &dyn Source,
         key: Key,
         req: Request,
@@ -157,7 +157,7 @@ impl Kevent {
                 oneshot: src.oneshot(),
                 // Cancellation is for requests: a cancelled kevent must leave at its delivery.
                 cancel_errno: if src.oneshot() { src.cancel_errno() } else { 0 },
-                queue: queue.clone(),
+                queue: queue.into(),
                 ready_links <- ListLinks::new(),
                 ready_track <- AtomicTracker::new(),
                 storage_links <- ListLinks::new(),

@@ -230,13 +230,12 @@ impl Queue {
         Self::check(src, uk)?;
         let key = Key::of(uk, src);
         let req = Request::of(uk);
-        let this: Arc<Queue> = self.into();
         let mut index = self.index.lock();
         if index.table.contains(&key) {
             return Err(EEXIST);
         }
         index.table.reserve_one()?;
-        let item = Kevent::new(&this, src, key, req, self.user.charge()?)?;
+        let item = Kevent::new(self, src, key, req, self.user.charge()?)?;
         let kevent = item.as_arc();
         let attached = match src.attach(kevent, uk, more) {
             Ok(attached) => attached,

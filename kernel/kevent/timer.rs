@@ -141,7 +141,8 @@ impl Attached for TimerKevent {
     }
 
     fn wants_delivering(&self) -> bool {
-        true
+        // A oneshot timer's count is its expirations, as notified: nothing to add or re-arm.
+        self.period != 0
     }
 
     fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64) -> i64 {
