@@ -5,7 +5,7 @@
 use crate::{
     abi::*,
     event::Kevent,
-    queue::{Queue, Sink},
+    queue::{Index, Queue, Sink},
     source::{Attached, Source},
     storage::Storage,
 };
@@ -54,11 +54,17 @@ struct FakeSource(Arc<FakeObj>);
 struct FakeAttached(Arc<FakeObj>);
 
 impl Attached for FakeAttached {
-    fn detach(&self, kevent: &Kevent) {
+    fn detach(&self, kevent: &Kevent, _index: &mut Index) {
         self.0.storage.dequeue(kevent);
     }
 
-    fn recheck(&self, _kevent: &Kevent, events: u32, _data: &mut i64) -> Option<u32> {
+    fn recheck(
+        &self,
+        _kevent: &Kevent,
+        events: u32,
+        _data: &mut i64,
+        _index: &Index,
+    ) -> Option<u32> {
         Some(self.0.level.load(ordering::Relaxed) & events)
     }
 }
@@ -84,6 +90,7 @@ impl Source for FakeSource {
         kevent: &Arc<Kevent>,
         uk: &Ukevent,
         _more: bool,
+        _index: &mut Index,
     ) -> Result<Option<Arc<dyn Attached>>> {
         self.0.storage.enqueue(kevent)?;
         let now = self.0.level.load(ordering::Relaxed) & uk.0.event;

@@ -26,6 +26,7 @@ use crate::{
     abi::*,
     event::Kevent,
     fdtrack::FdTrack,
+    queue::Index,
     source::{Attached, Source},
     storage::{self, Storage},
 };
@@ -37,7 +38,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{ordering, Atomic},
-        new_mutex, Arc, Mutex,
+        Arc, LockedBy,
     },
 };
 
@@ -220,6 +221,11 @@ struct ObjectRef {
 // context, per the contract of `struct kevent_source_ops`.
 unsafe impl Send for ObjectRef {}
 
+// SAFETY: A shared `ObjectRef` only calls the source's `recheck`, `armed` and `start` on the
+// reference, which the contract of `struct kevent_source_ops` allows from any process context;
+// the core makes those calls on one registration under its queue's index mutex, one at a time.
+unsafe impl Sync for ObjectRef {}
+
 impl ObjectRef {
     /// Tells the object that its kevent is registered, if the source asks to know; `more` is
     /// the batch hint.
@@ -271,14 +277,13 @@ struct Held {
 }
 
 /// The source's side of one kevent of a registered source.
-#[pin_data]
 struct ExternAttached {
     /// The object's storage; our own reference, so that a detach after the object's death is
     /// safe.
     storage: Arc<Storage>,
-    /// A mutex: `put` and `recheck` may sleep.
-    #[pin]
-    held: Mutex<Held>,
+    /// Guarded by the queue's index mutex (`put` and `recheck` may sleep), held by `attach` and
+    /// every method of [`Attached`].
+    held: LockedBy<Held, Index>,
 }
 
 impl Source for ExternSource {
@@ -332,6 +337,7 @@ impl Source for ExternSource {
         kevent: &Arc<Kevent>,
         uk: &Ukevent,
         more: bool,
+        index: &mut Index,
     ) -> Result<Option<Arc<dyn Attached>>> {
         // SAFETY: Every `ExternSource` the core reaches is a registered table (or a test's
         // static one): it lives forever.
@@ -339,7 +345,7 @@ impl Source for ExternSource {
         if this.0.start.is_none() {
             let file = this.follow(uk)?;
             let got = this.get(uk)?;
-            return this.register(kevent, uk, more, file, got).map(Some);
+            return this.register(kevent, uk, more, file, got, index).map(Some);
         }
         // A source of requests may finish one at once, before anything is registered: it is
         // reported here, and nothing is attached.
@@ -358,7 +364,7 @@ impl Source for ExternSource {
         // request's, reported in its event as any later one would be, and `put` stops it.
         match this
             .follow(uk)
-            .and_then(|file| this.register(kevent, uk, more, file, got))
+            .and_then(|file| this.register(kevent, uk, more, file, got, index))
         {
             Ok(attached) => Ok(Some(attached)),
             Err(e) => {
@@ -390,6 +396,7 @@ impl ExternSource {
         more: bool,
         file: Option<(ARef<File>, u32)>,
         got: (*mut bindings::kevent_storage, ObjectRef),
+        index: &mut Index,
     ) -> Result<Arc<dyn Attached>> {
         let (st, object) = got;
         // SAFETY: `st` is the storage of the object `object` keeps alive, so the object cannot
@@ -414,24 +421,23 @@ impl ExternSource {
             }
             None => None,
         };
-        let storage_ref = storage.clone();
-        let attached = Arc::pin_init(
-            pin_init!(ExternAttached {
-                storage: storage_ref,
-                held <- new_mutex!(
+        let attached = Arc::new(
+            ExternAttached {
+                storage: storage.clone(),
+                held: LockedBy::new(
+                    &kevent.queue.index,
                     Held {
                         object: Some(object),
                         track,
                     },
-                    "kevent_extern_held"
                 ),
-            }),
+            },
             GFP_KERNEL_ACCOUNT,
         )?;
         storage.enqueue(kevent)?;
         // Enqueued first, then re-checked: activity from here on notifies the kevent, and what
         // happened before is seen by the re-check.
-        let mut held = attached.held.lock();
+        let held = attached.held.access_mut(index);
         if let Some((ready, _)) = held.object.as_ref().and_then(|o| o.recheck(uk.0.event)) {
             if ready != 0 {
                 Kevent::notify(kevent.as_arc_borrow(), ready, 0);
@@ -449,28 +455,25 @@ impl ExternSource {
         } else {
             None
         };
-        drop(held);
         drop(weak);
         Ok(attached)
     }
 }
 
 impl Attached for ExternAttached {
-    fn detach(&self, kevent: &Kevent) {
+    fn detach(&self, kevent: &Kevent, index: &mut Index) {
         // Off the list first: no notification reaches the kevent after this (notifications take
         // the list lock). A no-op if the object died and its storage was finalised.
         self.storage.dequeue(kevent);
-        let mut held = self.held.lock();
+        let held = self.held.access_mut(index);
         let object = held.object.take();
         let track = held.track.take();
-        drop(held);
         drop(track);
         drop(object);
     }
 
-    fn recheck(&self, _kevent: &Kevent, events: u32, data: &mut i64) -> Option<u32> {
-        let held = self.held.lock();
-        let (ready, result) = held.object.as_ref()?.recheck(events)?;
+    fn recheck(&self, _kevent: &Kevent, events: u32, data: &mut i64, index: &Index) -> Option<u32> {
+        let (ready, result) = self.held.access(index).object.as_ref()?.recheck(events)?;
         *data = result;
         Some(ready)
     }

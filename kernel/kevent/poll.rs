@@ -19,7 +19,7 @@ use crate::{
     event::Kevent,
     fdtrack::FdTrack,
     nest::Edge,
-    queue::Queue,
+    queue::{Index, Queue},
     source::{Attached, Source},
 };
 use kernel::{
@@ -29,7 +29,7 @@ use kernel::{
         LocalFile,
     },
     prelude::*,
-    sync::{new_mutex, new_spinlock_irq, Arc, ArcBorrow, Mutex, SpinLockIrq},
+    sync::{new_spinlock_irq, Arc, ArcBorrow, LockedBy, SpinLockIrq},
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
@@ -71,6 +71,7 @@ impl Source for PollSource {
         kevent: &Arc<Kevent>,
         uk: &Ukevent,
         _more: bool,
+        index: &mut Index,
     ) -> Result<Option<Arc<dyn Attached>>> {
         let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
@@ -92,7 +93,7 @@ impl Source for PollSource {
                 deferred,
                 pending <- new_spinlock_irq!(0, "kevent_poll_pending"),
                 work <- new_work!("kevent_poll_work"),
-                watch <- new_mutex!(None, "kevent_poll_watch"),
+                watch: LockedBy::new(&kevent.queue.index, None),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -108,7 +109,7 @@ impl Source for PollSource {
         let initial = watch.initial();
         // The watch holds a reference to the target, which holds the watch: `detach`, which the
         // core calls on every attachment it got, breaks that cycle.
-        *target.watch.lock() = Some((watch, track, edge));
+        *target.watch.access_mut(index) = Some((watch, track, edge));
         if initial & uk.0.event != 0 {
             Kevent::notify(kevent.as_arc_borrow(), initial, 0);
         }
@@ -127,10 +128,10 @@ struct PollTarget {
     pending: SpinLockIrq<u32>,
     #[pin]
     work: Work<PollTarget>,
-    /// The watch and its registration by descriptor; `None` once detached. A mutex: `->poll`
-    /// may sleep.
-    #[pin]
-    watch: Mutex<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack, Option<Edge>)>>,
+    /// The watch and its registration by descriptor; `None` once detached. Guarded by the
+    /// queue's index mutex (`->poll` may sleep), held by `attach` and every method of
+    /// [`Attached`].
+    watch: LockedBy<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack, Option<Edge>)>, Index>,
 }
 
 impl_has_work! {
@@ -167,15 +168,21 @@ impl PollWake for PollTarget {
 }
 
 impl Attached for PollTarget {
-    fn detach(&self, _kevent: &Kevent) {
+    fn detach(&self, _kevent: &Kevent, index: &mut Index) {
         // Dropping the watch removes its wait-queue entries: no wake-up runs after that. The
         // registration by descriptor goes with it.
-        let watch = self.watch.lock().take();
+        let watch = self.watch.access_mut(index).take();
         drop(watch);
     }
 
-    fn recheck(&self, _kevent: &Kevent, events: u32, _data: &mut i64) -> Option<u32> {
-        let guard = self.watch.lock();
-        Some(guard.as_ref().map_or(0, |(w, _, _)| w.poll_now() & events))
+    fn recheck(
+        &self,
+        _kevent: &Kevent,
+        events: u32,
+        _data: &mut i64,
+        index: &Index,
+    ) -> Option<u32> {
+        let watch = self.watch.access(index);
+        Some(watch.as_ref().map_or(0, |(w, _, _)| w.poll_now() & events))
     }
 }

@@ -237,7 +237,7 @@ impl Queue {
         index.table.reserve_one()?;
         let item = Kevent::new(self, src, key, req, self.user.charge()?)?;
         let kevent = item.as_arc();
-        let attached = match src.attach(kevent, uk, more) {
+        let attached = match src.attach(kevent, uk, more, &mut index) {
             Ok(attached) => attached,
             Err(e) => {
                 // The source did not keep it; make sure it is on no list of ours either.
@@ -282,7 +282,7 @@ impl Queue {
         // request; then attach with the new request. If that fails the kevent is removed, and
         // the entry reports why.
         if let Some(old) = kevent.take_attached(&mut index) {
-            old.detach(&kevent);
+            old.detach(&kevent, &mut index);
         }
         {
             let mut ready = self.ready.lock();
@@ -293,7 +293,7 @@ impl Queue {
             st.data = 0;
             st.broken = None;
         }
-        match src.attach(&kevent, uk, false) {
+        match src.attach(&kevent, uk, false, &mut index) {
             Ok(attached) => {
                 *kevent.attached.access_mut(&mut index) = attached;
                 Ok(())
@@ -341,7 +341,7 @@ impl Queue {
     /// Detaches a kevent removed from the index: from its source, then from the ready list.
     fn detach(&self, index: &mut Index, kevent: &Kevent) {
         if let Some(attached) = kevent.take_attached(index) {
-            attached.detach(kevent);
+            attached.detach(kevent, index);
         }
         kevent.uncharge(index);
         self.unlink(kevent);
@@ -361,7 +361,7 @@ impl Queue {
     /// kevents nobody collects cannot pile up beyond it.
     fn cancel(&self, index: &mut Index, kevent: &Arc<Kevent>) {
         if let Some(attached) = kevent.take_attached(index) {
-            attached.detach(kevent);
+            attached.detach(kevent, index);
         }
         Kevent::notify_cancelled(kevent.as_arc_borrow(), -i64::from(kevent.cancel_errno));
     }
@@ -509,11 +509,20 @@ impl Queue {
                     t.req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0 && !t.item.oneshot;
                 let mut events = t.fired;
                 if t.broken.is_none() {
-                    if let Some(a) = t.item.attached.access(&index) {
-                        if t.fired != 0 && a.wants_delivering() {
-                            t.data = a.clone().delivering(&t.item, t.data);
+                    if t.fired != 0 {
+                        let delivering = t
+                            .item
+                            .attached
+                            .access(&index)
+                            .as_ref()
+                            .filter(|a| a.wants_delivering())
+                            .cloned();
+                        if let Some(a) = delivering {
+                            t.data = a.delivering(&t.item, t.data, &mut index);
                         }
-                        if let Some(now) = a.recheck(&t.item, t.req.event, &mut t.data) {
+                    }
+                    if let Some(a) = t.item.attached.access(&index) {
+                        if let Some(now) = a.recheck(&t.item, t.req.event, &mut t.data, &index) {
                             // Report what is ready now, not what was once.
                             events = now & t.req.event;
                             t.still_ready = level && events != 0;

@@ -7,7 +7,7 @@
 //! that implements [`Source`] and one line to that table, or, for a source outside the crate,
 //! registering a `struct kevent_source_ops` (see `extern_source.rs`).
 
-use crate::{abi::Ukevent, event::Kevent};
+use crate::{abi::Ukevent, event::Kevent, queue::Index};
 use kernel::{prelude::*, sync::Arc};
 
 /// An event source.
@@ -51,7 +51,12 @@ pub(crate) trait Source: Sync {
     }
 
     /// Attaches `kevent` to the object `uk` names: registers it on the object's storage (or
-    /// starts its timer, or adds its wait-queue entry). Process context, may sleep. If the
+    /// starts its timer, or adds its wait-queue entry). Process context, may sleep; under its
+    /// queue's index mutex, whose guarded `index` the attachment may keep state under (a
+    /// [`LockedBy`] of the queue's `index`), so that [`Attached`]'s methods, which all run
+    /// under it too, need no lock of their own.
+    ///
+    /// [`LockedBy`]: kernel::sync::LockedBy If the
     /// object is ready at once, the source reports it with [`Kevent::notify`].
     ///
     /// `KEVENT_CTL_MODIFY` re-arms a kevent by detaching it and attaching it again with the
@@ -71,6 +76,7 @@ pub(crate) trait Source: Sync {
         kevent: &Arc<Kevent>,
         uk: &Ukevent,
         more: bool,
+        index: &mut Index,
     ) -> Result<Option<Arc<dyn Attached>>>;
 
     /// Whether the source takes batch hints ([`Source::attach`]'s `more`, and
@@ -88,17 +94,25 @@ pub(crate) trait Source: Sync {
 
 /// The source's side of one attached kevent.
 ///
-/// Dropping it must not sleep; [`Attached::detach`] does the work that may.
+/// Dropping it must not sleep; [`Attached::detach`] does the work that may. Every method runs
+/// under the kevent's queue's index mutex, and gets its guarded `index` as proof (see
+/// [`Source::attach`]).
 pub(crate) trait Attached: Send + Sync {
     /// Detaches the kevent: when this returns, the source will not notify it again and holds
     /// no reference to it. Process context, may sleep.
-    fn detach(&self, kevent: &Kevent);
+    fn detach(&self, kevent: &Kevent, index: &mut Index);
 
     /// Level-triggered re-check at delivery: the events of the kevent's request that are ready
     /// now, or [`None`] if the source has no level state (its events are reported as they
     /// fired, once). A source whose result is level state too (a socket's pending error) may
     /// replace the result to report, `data`. Process context, may sleep.
-    fn recheck(&self, _kevent: &Kevent, _events: u32, _data: &mut i64) -> Option<u32> {
+    fn recheck(
+        &self,
+        _kevent: &Kevent,
+        _events: u32,
+        _data: &mut i64,
+        _index: &Index,
+    ) -> Option<u32> {
         None
     }
 
@@ -111,7 +125,7 @@ pub(crate) trait Attached: Send + Sync {
     /// The kevent is about to be delivered with result `data`: returns the result to report.
     /// A source that counts lazily adds to it here, and may re-arm (a periodic timer does
     /// both). Process context, may sleep.
-    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64) -> i64 {
+    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64, _index: &mut Index) -> i64 {
         data
     }
 }

@@ -15,13 +15,14 @@
 use crate::{
     abi::*,
     event::Kevent,
+    queue::Index,
     source::{Attached, Source},
 };
 use kernel::{
     prelude::*,
     sync::{
         atomic::{ordering, Atomic},
-        Arc, ArcBorrow, SpinLock,
+        Arc, ArcBorrow, LockedBy,
     },
     time::{
         hrtimer::{
@@ -65,6 +66,7 @@ impl Source for TimerSource {
         kevent: &Arc<Kevent>,
         uk: &Ukevent,
         _more: bool,
+        index: &mut Index,
     ) -> Result<Option<Arc<dyn Attached>>> {
         let timer = Arc::pin_init(
             pin_init!(TimerKevent {
@@ -73,11 +75,11 @@ impl Source for TimerSource {
                 // Bounded by `MAX_NS` in `check`.
                 period: uk.0.arg[1] as i64,
                 fired_at: Atomic::new(-1),
-                handle <- kernel::new_spinlock!(None, "kevent_timer_handle"),
+                handle: LockedBy::new(&kevent.queue.index, None),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
-        timer.arm(uk);
+        timer.arm(uk, index);
         Ok(Some(timer))
     }
 }
@@ -93,14 +95,14 @@ struct TimerKevent {
     /// When the timer last fired (its expiry, in ns of `CLOCK_MONOTONIC`), until re-armed; -1
     /// when it has not fired since.
     fired_at: Atomic<i64>,
-    /// The running timer; dropping it cancels the timer. Not touched by the callback.
-    #[pin]
-    handle: SpinLock<Option<ArcHrTimerHandle<TimerKevent>>>,
+    /// The running timer; dropping it cancels the timer. Not touched by the callback; guarded
+    /// by the queue's index mutex, held by `attach` and every method of [`Attached`].
+    handle: LockedBy<Option<ArcHrTimerHandle<TimerKevent>>, Index>,
 }
 
 impl TimerKevent {
     /// Starts the timer as `uk` says. Process context.
-    fn arm(self: &Arc<Self>, uk: &Ukevent) {
+    fn arm(self: &Arc<Self>, uk: &Ukevent, index: &mut Index) {
         let u = &uk.0;
         // Bounded by `MAX_NS` in `check`.
         let first = u.arg[0] as i64;
@@ -110,7 +112,7 @@ impl TimerKevent {
             Instant::<Monotonic>::now() + Delta::from_nanos(first)
         };
         let handle = self.clone().start(expires);
-        *self.handle.lock() = Some(handle);
+        *self.handle.access_mut(index) = Some(handle);
     }
 }
 
@@ -133,10 +135,10 @@ kernel::impl_has_hr_timer! {
 }
 
 impl Attached for TimerKevent {
-    fn detach(&self, _kevent: &Kevent) {
+    fn detach(&self, _kevent: &Kevent, index: &mut Index) {
         // Dropping the handle cancels the timer and waits for a running callback; after that
         // the timer holds no reference to us.
-        let handle = self.handle.lock().take();
+        let handle = self.handle.access_mut(index).take();
         drop(handle);
     }
 
@@ -145,7 +147,7 @@ impl Attached for TimerKevent {
         self.period != 0
     }
 
-    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64) -> i64 {
+    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64, index: &mut Index) -> i64 {
         let fired_at = self.fired_at.load(ordering::Acquire);
         if self.period == 0 || fired_at < 0 {
             return data;
@@ -158,11 +160,11 @@ impl Attached for TimerKevent {
         self.fired_at.store(-1, ordering::Relaxed);
         // The timer is not running (it does not restart itself): cancelling the old handle is
         // immediate.
-        let old = self.handle.lock().take();
+        let old = self.handle.access_mut(index).take();
         drop(old);
         let expires = Instant::<Monotonic>::from_nanos(next).unwrap_or(Instant::now());
         let handle = self.clone().start(expires);
-        *self.handle.lock() = Some(handle);
+        *self.handle.access_mut(index) = Some(handle);
         data.saturating_add(passed - 1)
     }
 }
