@@ -2,14 +2,16 @@
 
 //! One kevent: one interest of one queue in one source of events.
 //!
-//! A kevent is on up to three lists: its queue's index of all kevents (a hash table of lists,
+//! A kevent is on up to four lists: its queue's index of all kevents (a hash table of lists,
 //! list id [`INDEX`], keyed by `(type, id)`, or `(type, id, user_data)` for a source keyed by
 //! `user_data`, see `index.rs`; it owns a reference),
-//! its queue's ready list (while ready, list id [`READY`]), and the list of its storage (while
-//! attached to one, list id [`STORAGE`]).
+//! its queue's ready list (while ready, list id [`READY`]), the list of its storage (while
+//! attached to one, list id [`STORAGE`]), and a bucket of the registry of registrations by
+//! descriptor (while registered by one, list id [`FDTRACK`], see `fdtrack.rs`).
 
 use crate::{
     abi::*,
+    fdtrack::{Tracked, TrackedBy, FDTRACK},
     index::INDEX,
     limit::Charge,
     queue::{Index, Queue, ReadyList},
@@ -105,6 +107,12 @@ pub(crate) struct Kevent {
     storage_track: AtomicTracker<STORAGE>,
     #[pin]
     index_links: ListLinks<INDEX>,
+    #[pin]
+    fd_links: ListLinks<FDTRACK>,
+    #[pin]
+    fd_track: AtomicTracker<FDTRACK>,
+    /// Its registration by descriptor, while in the registry of them (`fdtrack.rs`).
+    pub(crate) tracked: TrackedBy,
     pub(crate) state: LockedBy<State, ReadyList>,
     /// The source's side of this kevent, guarded by the queue's control lock.
     pub(crate) attached: LockedBy<Option<Arc<dyn Attached>>, Index>,
@@ -117,11 +125,13 @@ kernel::list::impl_list_arc_safe! {
     impl ListArcSafe<STORAGE> for Kevent { tracked_by storage_track: AtomicTracker<STORAGE>; }
     // The index's reference is made with the kevent, and is the only one.
     impl ListArcSafe<INDEX> for Kevent { untracked; }
+    impl ListArcSafe<FDTRACK> for Kevent { tracked_by fd_track: AtomicTracker<FDTRACK>; }
 }
 kernel::list::impl_list_item! {
     impl ListItem<READY> for Kevent { using ListLinks { self.ready_links }; }
     impl ListItem<STORAGE> for Kevent { using ListLinks { self.storage_links }; }
     impl ListItem<INDEX> for Kevent { using ListLinks { self.index_links }; }
+    impl ListItem<FDTRACK> for Kevent { using ListLinks { self.fd_links }; }
 }
 
 /// How a notification's result combines with the one accumulated since the last delivery.
@@ -163,6 +173,9 @@ impl Kevent {
                 storage_links <- ListLinks::new(),
                 storage_track <- AtomicTracker::new(),
                 index_links <- ListLinks::new(),
+                fd_links <- ListLinks::new(),
+                fd_track <- AtomicTracker::new(),
+                tracked: TrackedBy::new(Tracked::default()),
                 state: LockedBy::new(
                     &queue.ready,
                     State {

@@ -14,26 +14,96 @@
 //! patched-out branch otherwise). Lock order: a queue's `index` -> `WATCHES`; the flush takes
 //! `WATCHES` alone, then each queue's `index` alone.
 
-use crate::{event::Kevent, queue::Queue};
-use kernel::{bindings, ffi::c_void, fs::File, prelude::*, rbtree::RBTree, sync::Arc};
+//!
+//! The registry is a hash table of intrusive lists keyed by the file, under one global mutex:
+//! each kevent links itself (list id [`FDTRACK`]), so a registration allocates nothing but,
+//! now and then, a larger table (it doubles above one registration per bucket and halves below
+//! a quarter, as a queue's index does). A file's registrations are in one bucket, so the close
+//! path walks one bucket of about one registration.
 
-/// One registration by descriptor.
-struct Entry {
+use crate::{event::Kevent, queue::Queue};
+use kernel::{
+    bindings,
+    ffi::c_void,
+    fs::File,
+    list::{List, ListArc},
+    prelude::*,
+    sync::{Arc, GlobalGuard, GlobalLockedBy},
+};
+
+/// List id of the registry of registrations by descriptor.
+pub(crate) const FDTRACK: u64 = 3;
+
+/// The fewest buckets of a table that has any.
+const MIN_BUCKETS: usize = 64;
+
+/// A kevent's registration by descriptor, while it is in the registry.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Tracked {
+    /// The file registered (`struct file *`): the registry's key.
+    file: usize,
     /// The registering process's fd table (`struct files_struct *`).
     owner: usize,
     fd: u32,
-    kevent: Arc<Kevent>,
 }
 
-/// Names a registration: the file, then the kevent (both as addresses). A file's registrations
-/// are adjacent in the tree, so one node per registration is all it takes (no per-file vector
-/// to allocate, grow and search), and removing one is a lookup.
-type TrackKey = (usize, usize);
+/// What a kevent keeps of its registration by descriptor: guarded by [`WATCHES`].
+pub(crate) type TrackedBy = GlobalLockedBy<Tracked, WATCHES>;
+
+/// The registrations by descriptor of all queues, by file.
+pub(crate) struct Registry {
+    /// A power of two of lists, or none before the first registration.
+    buckets: KVVec<List<Kevent, FDTRACK>>,
+    /// `64 - log2(buckets.len())`.
+    shift: u32,
+    /// The number of registrations.
+    nr: usize,
+}
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised in the module initialiser, before any kevent system call can run.
-    unsafe(uninit) static WATCHES: Mutex<Option<RBTree<TrackKey, Entry>>> = None;
+    pub(crate) unsafe(uninit) static WATCHES: Mutex<Registry> = Registry {
+        buckets: KVVec::new(),
+        shift: 64,
+        nr: 0,
+    };
 }
+
+/// The bucket of `file` in a table whose `shift` is `shift`.
+fn slot_of(file: usize, shift: u32) -> usize {
+    const M: u64 = 0x9e37_79b9_7f4a_7c15;
+    // Files come from a slab: their low bits say little.
+    ((file as u64 >> 6).wrapping_mul(M))
+        .checked_shr(shift)
+        .unwrap_or(0) as usize
+}
+
+/// Moves every registration into a table of `n` buckets (a power of two).
+fn resize(guard: &mut WatchesGuard, n: usize) -> Result {
+    let mut buckets = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+    for _ in 0..n {
+        // Cannot fail: the capacity is `n`.
+        buckets
+            .push_within_capacity(List::new())
+            .map_err(|_| ENOMEM)?;
+    }
+    let shift = 64 - n.trailing_zeros();
+    let mut old = core::mem::replace(&mut guard.buckets, KVVec::new());
+    for list in old.iter_mut() {
+        while let Some(item) = list.pop_front() {
+            let slot = slot_of(item.tracked.as_ref(guard).file, shift);
+            if let Some(to) = buckets.get_mut(slot) {
+                to.push_back(item);
+            }
+        }
+    }
+    guard.buckets = buckets;
+    guard.shift = shift;
+    Ok(())
+}
+
+/// The guard of [`WATCHES`].
+type WatchesGuard = GlobalGuard<WATCHES>;
 
 /// Initialises the registry. Called once, from the module initialiser.
 pub(crate) fn init() {
@@ -43,38 +113,69 @@ pub(crate) fn init() {
 
 /// Keeps a kevent's registration by `fd` known to the close path until dropped.
 pub(crate) struct FdTrack {
-    key: TrackKey,
+    kevent: Arc<Kevent>,
 }
 
 impl FdTrack {
     /// Records that `kevent` was registered by descriptor `fd` of the current process, which
-    /// refers to `file`.
+    /// refers to `file`. A kevent is registered by one descriptor at a time (re-arming drops the
+    /// old `FdTrack` first): `EINVAL` otherwise.
     pub(crate) fn new(kevent: &Arc<Kevent>, file: &File, fd: u32) -> Result<FdTrack> {
         // SAFETY: No preconditions.
         let owner = unsafe { bindings::kevent_current_files() } as usize;
-        let key = (file.as_ptr() as usize, &**kevent as *const Kevent as usize);
-        let entry = Entry {
-            owner,
-            fd,
-            kevent: kevent.clone(),
-        };
-        let node = kernel::rbtree::RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
+        let file = file.as_ptr() as usize;
+        let item = ListArc::<Kevent, FDTRACK>::try_from_arc(kevent.clone()).map_err(|_| EINVAL)?;
         let mut guard = WATCHES.lock();
-        let tree = guard.get_or_insert_with(RBTree::new);
-        // A kevent is registered by one descriptor at a time (re-arming drops the old
-        // `FdTrack` first), so the key is new.
-        tree.insert(node.into_node(key, entry));
+        let n = guard.buckets.len();
+        // A table that cannot grow keeps working, with longer buckets; only a missing one is an
+        // error (dropping `item` then unregisters nothing: it is in no list).
+        if guard.nr >= n && resize(&mut guard, (n * 2).max(MIN_BUCKETS)).is_err() && n == 0 {
+            return Err(ENOMEM);
+        }
+        *kevent.tracked.as_mut(&mut guard) = Tracked { file, owner, fd };
+        let slot = slot_of(file, guard.shift);
+        if let Some(list) = guard.buckets.get_mut(slot) {
+            list.push_back(item);
+            guard.nr += 1;
+        }
         drop(guard);
         // SAFETY: No preconditions; paired with the `kevent_fd_track_put` in `drop`.
         unsafe { bindings::kevent_fd_track_get() };
-        Ok(FdTrack { key })
+        Ok(FdTrack {
+            kevent: kevent.clone(),
+        })
     }
+}
+
+/// Takes `kevent` out of the registry, if it is there.
+fn unregister(guard: &mut WatchesGuard, kevent: &Kevent) -> Option<ListArc<Kevent, FDTRACK>> {
+    if guard.buckets.is_empty() {
+        return None;
+    }
+    let slot = slot_of(kevent.tracked.as_ref(guard).file, guard.shift);
+    // SAFETY: A kevent's `FDTRACK` links are used only by the registry, and a registered kevent
+    // is in the bucket of its `tracked.file` (resizing moves it with that key): if it is not in
+    // this bucket, it is in no `FDTRACK` list.
+    let item = unsafe { guard.buckets.get_mut(slot)?.remove(kevent) }?;
+    guard.nr -= 1;
+    Some(item)
 }
 
 impl Drop for FdTrack {
     fn drop(&mut self) {
         // Already gone if a flush took it.
-        let removed = WATCHES.lock().as_mut().and_then(|t| t.remove(&self.key));
+        let removed = {
+            let mut guard = WATCHES.lock();
+            let removed = unregister(&mut guard, &self.kevent);
+            if removed.is_some() {
+                let n = guard.buckets.len();
+                if n > MIN_BUCKETS && guard.nr < n / 4 {
+                    // Best effort: a table that cannot shrink stays large.
+                    let _ = resize(&mut guard, n / 2);
+                }
+            }
+            removed
+        };
         drop(removed);
         // SAFETY: Pairs with the `kevent_fd_track_get` in `FdTrack::new`.
         unsafe { bindings::kevent_fd_track_put() };
@@ -96,33 +197,28 @@ pub unsafe extern "C" fn kevent_file_flush(file: *mut bindings::file, owner: *mu
     loop {
         let victim = {
             let mut guard = WATCHES.lock();
-            let Some(tree) = guard.as_mut() else {
+            if guard.buckets.is_empty() {
+                return;
+            }
+            let slot = slot_of(file_key, guard.shift);
+            let found = guard.buckets.get(slot).and_then(|list| {
+                list.iter()
+                    .find(|k| {
+                        let t = k.tracked.as_ref(&guard);
+                        t.file == file_key
+                            && t.owner == owner as usize
+                            // SAFETY: `owner` is the fd table of the flush, alive for its
+                            // duration; `file` is valid.
+                            && !unsafe { bindings::kevent_fd_maps_to(owner.cast(), t.fd, file) }
+                    })
+                    .map(Arc::<Kevent>::from)
+            });
+            let Some(kevent) = found else {
                 return;
             };
-            let mut found = None;
-            let mut cursor = tree.cursor_lower_bound_mut(&(file_key, 0));
-            while let Some(c) = cursor {
-                let (&key, e) = c.current();
-                if key.0 != file_key {
-                    break;
-                }
-                if e.owner == owner as usize
-                    // SAFETY: `owner` is the fd table of the flush, alive for its duration;
-                    // `file` is valid.
-                    && !unsafe { bindings::kevent_fd_maps_to(owner.cast(), e.fd, file) }
-                {
-                    found = Some(key);
-                    break;
-                }
-                cursor = c.move_next();
-            }
-            match found {
-                Some(key) => tree.remove(&key),
-                None => return,
-            }
+            drop(unregister(&mut guard, &kevent));
+            kevent
         };
-        if let Some(e) = victim {
-            Queue::remove_kevent(&e.kevent);
-        }
+        Queue::remove_kevent(&victim);
     }
 }
