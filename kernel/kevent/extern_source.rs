@@ -226,12 +226,21 @@ unsafe impl Send for ObjectRef {}
 // the core makes those calls on one registration under its queue's index mutex, one at a time.
 unsafe impl Sync for ObjectRef {}
 
+/// The `flags` of `armed` and `start` for the batch hint `more`.
+fn armed_flags(more: bool) -> u32 {
+    if more {
+        bindings::KEVENT_ARMED_MORE
+    } else {
+        0
+    }
+}
+
 impl ObjectRef {
     /// Tells the object that its kevent is registered, if the source asks to know; `more` is
     /// the batch hint.
     fn armed(&self, more: bool) {
         if let Some(armed) = self.src.0.armed {
-            let flags = if more { bindings::KEVENT_ARMED_MORE } else { 0 };
+            let flags = armed_flags(more);
             // SAFETY: `obj` is the live reference `get` returned.
             unsafe { armed(self.obj, flags) };
         }
@@ -242,7 +251,7 @@ impl ObjectRef {
     /// or `-errno`), or `None` if it is not finished; `more` is the batch hint.
     fn start(&self, more: bool) -> Option<i64> {
         let start = self.src.0.start?;
-        let flags = if more { bindings::KEVENT_ARMED_MORE } else { 0 };
+        let flags = armed_flags(more);
         let mut result: i64 = 0;
         // SAFETY: `obj` is the live reference `get` returned; `result` is valid for writes.
         let done = unsafe { start(self.obj, flags, &mut result) };

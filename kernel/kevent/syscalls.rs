@@ -116,19 +116,12 @@ pub(crate) fn apply(
     // The previous entry was added with `more`: this one ends or continues its run.
     let mut in_run = false;
     for i in 0..batch.len() {
-        let (src, more) = match batch.get(i) {
-            Some(uk) => {
-                let src = source_of(uk.0.type_);
-                let more = cmd == KEVENT_CTL_ADD
-                    && src.is_some_and(|s| s.batches())
-                    && batch.get(i + 1).is_some_and(|next| same_run(uk, next));
-                (src, more)
-            }
-            None => break,
-        };
+        let next_same = matches!(batch.get(i..i + 2), Some([uk, next]) if same_run(uk, next));
         let Some(uk) = batch.get_mut(i) else {
             break;
         };
+        let src = source_of(uk.0.type_);
+        let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|s| s.batches());
         match ctl_one(queue, cmd, uk, src, more) {
             Ok(()) => {
                 uk.0.ret_flags = KEVENT_RET_DONE;
