@@ -4,7 +4,7 @@
 
 use crate::{
     abi::*,
-    event::Kevent,
+    event::{Attach, Kevent, NewKevent},
     queue::{Index, Queue, Sink},
     source::{Attached, Source},
     storage::Storage,
@@ -87,17 +87,19 @@ impl Source for FakeSource {
 
     fn attach(
         &self,
-        kevent: &Arc<Kevent>,
+        new: NewKevent<'_>,
         uk: &Ukevent,
         _more: bool,
         _index: &mut Index,
-    ) -> Result<Option<Arc<dyn Attached>>> {
+    ) -> Result<Attach> {
+        let built = new.build(FakeAttached(self.0.clone()))?;
+        let kevent = built.kevent().as_arc_borrow();
         self.0.storage.enqueue(kevent)?;
         let now = self.0.level.load(ordering::Relaxed) & uk.0.event;
         if now != 0 {
-            Kevent::notify(kevent.as_arc_borrow(), now, 0);
+            Kevent::notify(kevent, now, 0);
         }
-        Ok(Some(Arc::new(FakeAttached(self.0.clone()), GFP_KERNEL)?))
+        Ok(built.attached())
     }
 }
 
@@ -207,7 +209,7 @@ mod tests {
         bad.0.reserved = 1;
         assert_eq!(q.as_arc_borrow().add(&src, &bad, false), Err(EINVAL));
         assert_eq!(q.remove(&src, &uk(2, IN, 0)), Err(ENOENT));
-        assert_eq!(q.modify(&src, &uk(2, IN, 0)), Err(ENOENT));
+        assert_eq!(q.as_arc_borrow().modify(&src, &uk(2, IN, 0)), Err(ENOENT));
         assert_eq!(q.remove(&src, &uk(1, IN, 0)), Ok(()));
         assert!(obj.storage.is_empty());
         assert_eq!(q.remove(&src, &uk(1, IN, 0)), Err(ENOENT));
@@ -242,7 +244,7 @@ mod tests {
         assert_eq!(q.nr_kevents(), (N / 2) as usize);
         assert_eq!(q.nr_ready(), (N / 2) as usize);
         for i in (0..N).step_by(2) {
-            assert_eq!(q.modify(&src, &uk(id(i), OUT, 0)), Ok(()));
+            assert_eq!(q.as_arc_borrow().modify(&src, &uk(id(i), OUT, 0)), Ok(()));
             assert_eq!(q.remove(&src, &uk(id(i), OUT, 0)), Ok(()));
         }
         assert_eq!(q.nr_kevents(), 0);
@@ -369,7 +371,7 @@ mod tests {
         obj.level.store(OUT, ordering::Relaxed);
         let mut m = uk(1, OUT, 0);
         m.0.user_data = 77;
-        assert_eq!(q.modify(&src, &m), Ok(()));
+        assert_eq!(q.as_arc_borrow().modify(&src, &m), Ok(()));
         let got = poll(&q, 8).got;
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].0.event, got[0].0.user_data), (OUT, 77));

@@ -8,6 +8,12 @@
 //! its queue's ready list (while ready, list id [`READY`]), the list of its storage (while
 //! attached to one, list id [`STORAGE`]), and a bucket of the registry of registrations by
 //! descriptor (while registered by one, list id [`FDTRACK`], see `fdtrack.rs`).
+//!
+//! The source's side of a kevent (its [`Attached`]: a timer, a wait-queue entry, a reference to
+//! an object) is the unsized tail of the kevent's own allocation: a source builds a
+//! [`KeventOf<A>`] around its `A` ([`NewKevent::build`]), and the core keeps it as a [`Kevent`],
+//! a `KeventOf<dyn Attached>`. One allocation per kevent; its list links point back at the whole
+//! value ([`ListLinksSelfPtr`]), as Rust Binder's `DTRWrap<dyn DeliverToRead>` does.
 
 use crate::{
     abi::*,
@@ -18,7 +24,7 @@ use crate::{
     source::{Attached, Source},
 };
 use kernel::{
-    list::{AtomicTracker, ListArc, ListLinks, TryNewListArc},
+    list::{AtomicTracker, ListArc, ListLinksSelfPtr, TryNewListArc},
     prelude::*,
     sync::{Arc, ArcBorrow, LockedBy},
 };
@@ -86,9 +92,12 @@ pub(crate) struct State {
     pub(crate) dead: bool,
 }
 
-/// A registered kevent.
+/// A registered kevent, with the source's side of it, `A`, in the same allocation.
+///
+/// Built by its source ([`NewKevent::build`]) as a `KeventOf<A>`, used by the core as a
+/// [`Kevent`].
 #[pin_data]
-pub(crate) struct Kevent {
+pub(crate) struct KeventOf<A: ?Sized> {
     pub(crate) key: Key,
     /// Its source makes every kevent oneshot ([`Source::oneshot`]), whatever its request says.
     pub(crate) oneshot: bool,
@@ -98,41 +107,156 @@ pub(crate) struct Kevent {
     pub(crate) cancel_errno: i32,
     pub(crate) queue: Arc<Queue>,
     #[pin]
-    ready_links: ListLinks<READY>,
+    ready_links: ListLinksSelfPtr<Kevent, READY>,
     #[pin]
     ready_track: AtomicTracker<READY>,
     #[pin]
-    storage_links: ListLinks<STORAGE>,
+    storage_links: ListLinksSelfPtr<Kevent, STORAGE>,
     #[pin]
     storage_track: AtomicTracker<STORAGE>,
     #[pin]
-    index_links: ListLinks<INDEX>,
+    index_links: ListLinksSelfPtr<Kevent, INDEX>,
     #[pin]
-    fd_links: ListLinks<FDTRACK>,
+    fd_links: ListLinksSelfPtr<Kevent, FDTRACK>,
     #[pin]
     fd_track: AtomicTracker<FDTRACK>,
     /// Its registration by descriptor, while in the registry of them (`fdtrack.rs`).
     pub(crate) tracked: TrackedBy,
     pub(crate) state: LockedBy<State, ReadyList>,
-    /// The source's side of this kevent, guarded by the queue's control lock.
-    pub(crate) attached: LockedBy<Option<Arc<dyn Attached>>, Index>,
+    /// The source attached `src` and has not detached it yet ([`Attached::detach`] is due).
+    attached: LockedBy<bool, Index>,
     /// The kevent's charge against its user's limit, released when it leaves the index.
     charge: LockedBy<Option<Charge>, Index>,
+    /// The source's side of the kevent. Its methods run under the queue's index mutex.
+    #[pin]
+    pub(crate) src: A,
 }
+
+/// A kevent as the core sees it: its source's side is any [`Attached`].
+pub(crate) type Kevent = KeventOf<dyn Attached>;
 
 kernel::list::impl_list_arc_safe! {
     impl ListArcSafe<READY> for Kevent { tracked_by ready_track: AtomicTracker<READY>; }
     impl ListArcSafe<STORAGE> for Kevent { tracked_by storage_track: AtomicTracker<STORAGE>; }
     // The index's reference is made with the kevent, and is the only one.
-    impl ListArcSafe<INDEX> for Kevent { untracked; }
+    impl{A: ?Sized} ListArcSafe<INDEX> for KeventOf<A> { untracked; }
     impl ListArcSafe<FDTRACK> for Kevent { tracked_by fd_track: AtomicTracker<FDTRACK>; }
 }
 kernel::list::impl_list_item! {
-    impl ListItem<READY> for Kevent { using ListLinks { self.ready_links }; }
-    impl ListItem<STORAGE> for Kevent { using ListLinks { self.storage_links }; }
-    impl ListItem<INDEX> for Kevent { using ListLinks { self.index_links }; }
-    impl ListItem<FDTRACK> for Kevent { using ListLinks { self.fd_links }; }
+    impl ListItem<READY> for Kevent { using ListLinksSelfPtr { self.ready_links }; }
+    impl ListItem<STORAGE> for Kevent { using ListLinksSelfPtr { self.storage_links }; }
+    impl ListItem<INDEX> for Kevent { using ListLinksSelfPtr { self.index_links }; }
+    impl ListItem<FDTRACK> for Kevent { using ListLinksSelfPtr { self.fd_links }; }
 }
+
+/// A kevent to add (`KEVENT_CTL_ADD`, or the new kevent of `KEVENT_CTL_MODIFY`): what the core
+/// made of the entry, for [`Source::attach`] to build the kevent around the source's side of it.
+pub(crate) struct NewKevent<'a> {
+    queue: ArcBorrow<'a, Queue>,
+    key: Key,
+    req: Request,
+    oneshot: bool,
+    cancel_errno: i32,
+    charge: Charge,
+    /// Where [`NewKevent::build`] leaves the index's reference, for the core.
+    built: &'a mut Option<ListArc<Kevent, INDEX>>,
+}
+
+impl<'a> NewKevent<'a> {
+    /// What the core needs to add a kevent of the source `src` with `key` and `req` to `queue`;
+    /// [`NewKevent::build`] leaves the kevent in `built`.
+    pub(crate) fn new(
+        queue: ArcBorrow<'a, Queue>,
+        src: &dyn Source,
+        key: Key,
+        req: Request,
+        charge: Charge,
+        built: &'a mut Option<ListArc<Kevent, INDEX>>,
+    ) -> Self {
+        NewKevent {
+            queue,
+            key,
+            req,
+            oneshot: src.oneshot(),
+            // Cancellation is for requests: a cancelled kevent must leave at its delivery.
+            cancel_errno: if src.oneshot() { src.cancel_errno() } else { 0 },
+            charge,
+            built,
+        }
+    }
+
+    /// The queue the kevent is for (its `index` is the lock a source's state may be
+    /// [`LockedBy`]).
+    pub(crate) fn queue(&self) -> ArcBorrow<'a, Queue> {
+        self.queue
+    }
+
+    /// Allocates the kevent, with `src` as the source's side of it. The core indexes it once
+    /// [`Source::attach`] returns with it attached or finished; if `attach` fails, the core
+    /// takes it off its lists and drops it.
+    pub(crate) fn build<A: Attached + 'static, E>(self, src: impl PinInit<A, E>) -> Result<Built<A>>
+    where
+        Error: From<E>,
+    {
+        let queue = self.queue;
+        let item = ListArc::pin_init(
+            try_pin_init!(KeventOf::<A> {
+                key: self.key,
+                oneshot: self.oneshot,
+                cancel_errno: self.cancel_errno,
+                queue: queue.into(),
+                ready_links <- ListLinksSelfPtr::new(),
+                ready_track <- AtomicTracker::new(),
+                storage_links <- ListLinksSelfPtr::new(),
+                storage_track <- AtomicTracker::new(),
+                index_links <- ListLinksSelfPtr::new(),
+                fd_links <- ListLinksSelfPtr::new(),
+                fd_track <- AtomicTracker::new(),
+                tracked: TrackedBy::new(Tracked::default()),
+                state: LockedBy::new(
+                    &queue.ready,
+                    State {
+                        req: self.req,
+                        fired: 0,
+                        data: 0,
+                        broken: None,
+                        dead: false,
+                    },
+                ),
+                attached: LockedBy::new(&queue.index, false),
+                charge: LockedBy::new(&queue.index, Some(self.charge)),
+                src <- src,
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        let kevent = item.as_arc().clone();
+        *self.built = Some(item);
+        Ok(Built(kevent))
+    }
+}
+
+/// A kevent [`NewKevent::build`] made, for [`Source::attach`] to attach.
+pub(crate) struct Built<A: Attached>(Arc<KeventOf<A>>);
+
+impl<A: Attached> Built<A> {
+    /// The kevent.
+    pub(crate) fn kevent(&self) -> &Arc<KeventOf<A>> {
+        &self.0
+    }
+
+    /// The source attached the kevent: [`Attached::detach`] is called when it goes.
+    pub(crate) fn attached(self) -> Attach {
+        Attach(true)
+    }
+
+    /// The kevent is complete already (see [`Source::attach`]): nothing is attached.
+    pub(crate) fn finished(self) -> Attach {
+        Attach(false)
+    }
+}
+
+/// What [`Source::attach`] did with the kevent it built: only [`Built`] makes one.
+pub(crate) struct Attach(pub(crate) bool);
 
 /// How a notification's result combines with the one accumulated since the last delivery.
 #[derive(Clone, Copy)]
@@ -152,47 +276,6 @@ pub(crate) enum Wake {
 }
 
 impl Kevent {
-    /// Allocates a kevent of the source `src` for `queue`, not yet attached to it nor indexed;
-    /// the reference returned is the index's.
-    pub(crate) fn new(
-        queue: ArcBorrow<'_, Queue>,
-        src: &dyn Source,
-        key: Key,
-        req: Request,
-        charge: Charge,
-    ) -> Result<ListArc<Kevent, INDEX>> {
-        ListArc::pin_init(
-            try_pin_init!(Kevent {
-                key,
-                oneshot: src.oneshot(),
-                // Cancellation is for requests: a cancelled kevent must leave at its delivery.
-                cancel_errno: if src.oneshot() { src.cancel_errno() } else { 0 },
-                queue: queue.into(),
-                ready_links <- ListLinks::new(),
-                ready_track <- AtomicTracker::new(),
-                storage_links <- ListLinks::new(),
-                storage_track <- AtomicTracker::new(),
-                index_links <- ListLinks::new(),
-                fd_links <- ListLinks::new(),
-                fd_track <- AtomicTracker::new(),
-                tracked: TrackedBy::new(Tracked::default()),
-                state: LockedBy::new(
-                    &queue.ready,
-                    State {
-                        req,
-                        fired: 0,
-                        data: 0,
-                        broken: None,
-                        dead: false,
-                    },
-                ),
-                attached: LockedBy::new(&queue.index, None),
-                charge: LockedBy::new(&queue.index, Some(charge)),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )
-    }
-
     /// Reports `events` (and `data`, added to the result) from the source.
     ///
     /// This is the notification path: it may run in hard or soft interrupt context, never
@@ -284,9 +367,21 @@ impl Kevent {
         }
     }
 
-    /// Takes the source's side of the kevent, if attached.
-    pub(crate) fn take_attached(&self, index: &mut Index) -> Option<Arc<dyn Attached>> {
-        self.attached.access_mut(index).take()
+    /// Marks the source's side of the kevent attached (see [`Built::attached`]).
+    pub(crate) fn set_attached(&self, index: &mut Index) {
+        *self.attached.access_mut(index) = true;
+    }
+
+    /// Whether the source's side of the kevent is attached.
+    pub(crate) fn is_attached(&self, index: &Index) -> bool {
+        *self.attached.access(index)
+    }
+
+    /// Detaches the kevent from its source, if attached (once: [`Attached::detach`]).
+    pub(crate) fn detach_src(&self, index: &mut Index) {
+        if core::mem::take(self.attached.access_mut(index)) {
+            self.src.detach(self, index);
+        }
     }
 
     /// Releases the kevent's charge against its user's limit.

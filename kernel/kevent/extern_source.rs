@@ -24,7 +24,7 @@
 
 use crate::{
     abi::*,
-    event::Kevent,
+    event::{Attach, Built, Kevent, NewKevent},
     fdtrack::FdTrack,
     queue::Index,
     source::{Attached, Source},
@@ -277,7 +277,11 @@ impl Drop for ObjectRef {
 }
 
 /// What one attached kevent keeps of its object.
+#[derive(Default)]
 struct Held {
+    /// The object's storage; our own reference, so that a detach after the object's death is
+    /// safe. `None` until registered.
+    storage: Option<Arc<Storage>>,
     /// The reference to the object; `None` for a weak source, and once detached.
     object: Option<ObjectRef>,
     /// The registration by descriptor and the file it was made on, if the source follows the
@@ -285,11 +289,8 @@ struct Held {
     track: Option<(FdTrack, ARef<File>)>,
 }
 
-/// The source's side of one kevent of a registered source.
+/// The source's side of one kevent of a registered source, in the kevent's allocation.
 struct ExternAttached {
-    /// The object's storage; our own reference, so that a detach after the object's death is
-    /// safe.
-    storage: Arc<Storage>,
     /// Guarded by the queue's index mutex (`put` and `recheck` may sleep), held by `attach` and
     /// every method of [`Attached`].
     held: LockedBy<Held, Index>,
@@ -343,42 +344,49 @@ impl Source for ExternSource {
 
     fn attach(
         &self,
-        kevent: &Arc<Kevent>,
+        new: NewKevent<'_>,
         uk: &Ukevent,
         more: bool,
         index: &mut Index,
-    ) -> Result<Option<Arc<dyn Attached>>> {
+    ) -> Result<Attach> {
         // SAFETY: Every `ExternSource` the core reaches is a registered table (or a test's
         // static one): it lives forever.
         let this: &'static ExternSource = unsafe { ExternSource::from_ops(&self.0) };
+        let queue = new.queue();
+        let attached = ExternAttached {
+            held: LockedBy::new(&queue.index, Held::default()),
+        };
         if this.0.start.is_none() {
             let file = this.follow(uk)?;
             let got = this.get(uk)?;
-            return this.register(kevent, uk, more, file, got, index).map(Some);
+            let built = new.build(attached)?;
+            this.register(&built, uk, more, file, got, index)?;
+            return Ok(built.attached());
         }
         // A source of requests may finish one at once, before anything is registered: it is
         // reported here, and nothing is attached.
         let got = this.get(uk)?;
+        let built = new.build(attached)?;
+        let kevent = built.kevent().as_arc_borrow();
         if let Some(result) = got.1.start(more) {
-            let kevent = kevent.as_arc_borrow();
             if result < 0 {
                 Kevent::notify_broken(kevent, uk.0.event, result);
             } else {
                 Kevent::notify_value(kevent, uk.0.event, result);
             }
             drop(got);
-            return Ok(None);
+            return Ok(built.finished());
         }
         // Started, not finished (it may have moved data): from here on a failure is the
         // request's, reported in its event as any later one would be, and `put` stops it.
         match this
             .follow(uk)
-            .and_then(|file| this.register(kevent, uk, more, file, got, index))
+            .and_then(|file| this.register(&built, uk, more, file, got, index))
         {
-            Ok(attached) => Ok(Some(attached)),
+            Ok(()) => Ok(built.attached()),
             Err(e) => {
-                Kevent::notify_broken(kevent.as_arc_borrow(), uk.0.event, e.to_errno().into());
-                Ok(None)
+                Kevent::notify_broken(kevent, uk.0.event, e.to_errno().into());
+                Ok(built.finished())
             }
         }
     }
@@ -396,24 +404,26 @@ impl ExternSource {
         Ok(Some((unsafe { LocalFile::assume_no_fdget_pos(local) }, fd)))
     }
 
-    /// Registers `kevent` on the object `get` returned (`got`): installs its storage, records the
-    /// registration by descriptor (`file`), enqueues, re-checks and arms.
+    /// Registers the kevent `built` on the object `get` returned (`got`): installs its storage,
+    /// records the registration by descriptor (`file`), enqueues, re-checks and arms. On error
+    /// the kevent is on no list, and `got` is dropped (`put`).
     fn register(
         &self,
-        kevent: &Arc<Kevent>,
+        built: &Built<ExternAttached>,
         uk: &Ukevent,
         more: bool,
         file: Option<(ARef<File>, u32)>,
         got: (*mut bindings::kevent_storage, ObjectRef),
         index: &mut Index,
-    ) -> Result<Arc<dyn Attached>> {
+    ) -> Result {
+        let kevent = built.kevent();
         let (st, object) = got;
         // SAFETY: `st` is the storage of the object `object` keeps alive, so the object cannot
         // die (and call `kevent_storage_fini`) meanwhile.
         let storage = unsafe { storage::install(st) }?;
         let track = match file {
             Some((file, fd)) => {
-                let track = FdTrack::new(kevent, &file, fd)?;
+                let track = FdTrack::new(kevent.as_arc_borrow(), &file, fd)?;
                 // A close() that ran between `fget` and `FdTrack::new` did not see the
                 // registration.
                 // SAFETY: The current task's fd table is valid during the system call.
@@ -430,23 +440,15 @@ impl ExternSource {
             }
             None => None,
         };
-        let attached = Arc::new(
-            ExternAttached {
-                storage: storage.clone(),
-                held: LockedBy::new(
-                    &kevent.queue.index,
-                    Held {
-                        object: Some(object),
-                        track,
-                    },
-                ),
-            },
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        storage.enqueue(kevent)?;
+        storage.enqueue(kevent.as_arc_borrow())?;
+        let held = kevent.src.held.access_mut(index);
+        *held = Held {
+            storage: Some(storage),
+            object: Some(object),
+            track,
+        };
         // Enqueued first, then re-checked: activity from here on notifies the kevent, and what
         // happened before is seen by the re-check.
-        let held = attached.held.access_mut(index);
         if let Some((ready, _)) = held.object.as_ref().and_then(|o| o.recheck(uk.0.event)) {
             if ready != 0 {
                 Kevent::notify(kevent.as_arc_borrow(), ready, 0);
@@ -465,16 +467,18 @@ impl ExternSource {
             None
         };
         drop(weak);
-        Ok(attached)
+        Ok(())
     }
 }
 
 impl Attached for ExternAttached {
     fn detach(&self, kevent: &Kevent, index: &mut Index) {
+        let held = self.held.access_mut(index);
         // Off the list first: no notification reaches the kevent after this (notifications take
         // the list lock). A no-op if the object died and its storage was finalised.
-        self.storage.dequeue(kevent);
-        let held = self.held.access_mut(index);
+        if let Some(storage) = held.storage.as_ref() {
+            storage.dequeue(kevent);
+        }
         let object = held.object.take();
         let track = held.track.take();
         drop(track);

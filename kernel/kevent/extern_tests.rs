@@ -599,7 +599,10 @@ mod tests {
             Err(EEXIST)
         );
         // MODIFY would change the key.
-        assert_eq!(q.modify(req_src(), &req(&a, 1, IN)), Err(EINVAL));
+        assert_eq!(
+            q.as_arc_borrow().modify(req_src(), &req(&a, 1, IN)),
+            Err(EINVAL)
+        );
         assert_eq!(q.remove(req_src(), &req(&a, 3, IN)), Err(ENOENT));
         // Each reports its own.
         b.fire(OUT, 9);

@@ -28,7 +28,7 @@ use kernel::{
     fs::File,
     list::{List, ListArc},
     prelude::*,
-    sync::{Arc, GlobalGuard, GlobalLockedBy},
+    sync::{Arc, ArcBorrow, GlobalGuard, GlobalLockedBy},
 };
 
 /// List id of the registry of registrations by descriptor.
@@ -120,11 +120,11 @@ impl FdTrack {
     /// Records that `kevent` was registered by descriptor `fd` of the current process, which
     /// refers to `file`. A kevent is registered by one descriptor at a time (re-arming drops the
     /// old `FdTrack` first): `EINVAL` otherwise.
-    pub(crate) fn new(kevent: &Arc<Kevent>, file: &File, fd: u32) -> Result<FdTrack> {
+    pub(crate) fn new(kevent: ArcBorrow<'_, Kevent>, file: &File, fd: u32) -> Result<FdTrack> {
         // SAFETY: No preconditions.
         let owner = unsafe { bindings::kevent_current_files() } as usize;
         let file = file.as_ptr() as usize;
-        let item = ListArc::<Kevent, FDTRACK>::try_from_arc(kevent.clone()).map_err(|_| EINVAL)?;
+        let item = ListArc::<Kevent, FDTRACK>::try_from_arc(kevent.into()).map_err(|_| EINVAL)?;
         let mut guard = WATCHES.lock();
         let n = guard.buckets.len();
         // A table that cannot grow keeps working, with longer buckets; only a missing one is an
@@ -142,7 +142,7 @@ impl FdTrack {
         // SAFETY: No preconditions; paired with the `kevent_fd_track_put` in `drop`.
         unsafe { bindings::kevent_fd_track_get() };
         Ok(FdTrack {
-            kevent: kevent.clone(),
+            kevent: kevent.into(),
         })
     }
 }

@@ -16,7 +16,7 @@
 
 use crate::{
     abi::*,
-    event::Kevent,
+    event::{Attach, Kevent, KeventOf, NewKevent},
     fdtrack::FdTrack,
     nest::Edge,
     queue::{Index, Queue},
@@ -68,17 +68,18 @@ impl Source for PollSource {
 
     fn attach(
         &self,
-        kevent: &Arc<Kevent>,
+        new: NewKevent<'_>,
         uk: &Ukevent,
         _more: bool,
         index: &mut Index,
-    ) -> Result<Option<Arc<dyn Attached>>> {
+    ) -> Result<Attach> {
         let fd = u32::try_from(uk.0.id).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
+        let queue = new.queue();
         // A queue watching a queue: no loops, no deep chains.
         let edge = match Queue::from_file(&local) {
             Ok(watched) => Some(Edge::new(
-                &*kevent.queue as *const Queue as usize,
+                &*queue as *const Queue as usize,
                 &*watched as *const Queue as usize,
             )?),
             Err(_) => None,
@@ -87,17 +88,14 @@ impl Source for PollSource {
         let deferred = edge.is_some() || unsafe { bindings::kevent_file_is_epoll(local.as_ptr()) };
         // SAFETY: `fget` gave us a reference of our own, and we never use `fdget_pos`.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
-        let target = Arc::pin_init(
-            pin_init!(PollTarget {
-                kevent: kevent.clone(),
-                deferred,
-                pending <- new_spinlock_irq!(0, "kevent_poll_pending"),
-                work <- new_work!("kevent_poll_work"),
-                watch: LockedBy::new(&kevent.queue.index, None),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        let track = FdTrack::new(kevent, &file, fd)?;
+        let built = new.build(try_pin_init!(PollTarget {
+            deferred,
+            pending <- new_spinlock_irq!(0, "kevent_poll_pending"),
+            work <- new_work!("kevent_poll_work"),
+            watch: LockedBy::new(&queue.index, None),
+        }))?;
+        let kevent = built.kevent();
+        let track = FdTrack::new(kevent.as_arc_borrow(), &file, fd)?;
         // A close() that ran between `fget` and `FdTrack::new` did not see the registration.
         // SAFETY: The current task's fd table is valid during the system call.
         if !unsafe {
@@ -105,65 +103,72 @@ impl Source for PollSource {
         } {
             return Err(EBADF);
         }
-        let watch = KBox::pin_init(PollWatch::new(file, target.clone()), GFP_KERNEL_ACCOUNT)?;
+        let watch = KBox::pin_init(PollWatch::new(file, kevent.clone()), GFP_KERNEL_ACCOUNT)?;
         let initial = watch.initial();
-        // The watch holds a reference to the target, which holds the watch: `detach`, which the
-        // core calls on every attachment it got, breaks that cycle.
-        *target.watch.access_mut(index) = Some((watch, track, edge));
+        // The watch holds a reference to the kevent, which holds the watch: `detach`, which the
+        // core calls on every kevent attached, breaks that cycle.
+        *kevent.src.watch.access_mut(index) = Some((watch, track, edge));
         if initial & uk.0.event != 0 {
             Kevent::notify(kevent.as_arc_borrow(), initial, 0);
         }
-        Ok(Some(target))
+        Ok(built.attached())
     }
 }
 
-/// The poll side of one kevent, and what the wake function reaches: the kevent.
+/// The poll side of one kevent, in the kevent's allocation ([`KeventOf<PollTarget>`], which is
+/// what the wake function reaches).
 #[pin_data]
 struct PollTarget {
-    kevent: Arc<Kevent>,
     /// Notify from a work item (the file is a queue or an epoll instance).
     deferred: bool,
     /// Events recorded for the work item.
     #[pin]
     pending: SpinLockIrq<u32>,
     #[pin]
-    work: Work<PollTarget>,
+    work: Work<KeventOf<PollTarget>>,
     /// The watch and its registration by descriptor; `None` once detached. Guarded by the
     /// queue's index mutex (`->poll` may sleep), held by `attach` and every method of
     /// [`Attached`].
-    watch: LockedBy<Option<(Pin<KBox<PollWatch<PollTarget>>>, FdTrack, Option<Edge>)>, Index>,
+    watch: LockedBy<
+        Option<(
+            Pin<KBox<PollWatch<KeventOf<PollTarget>>>>,
+            FdTrack,
+            Option<Edge>,
+        )>,
+        Index,
+    >,
 }
 
 impl_has_work! {
-    impl HasWork<Self> for PollTarget { self.work }
+    impl HasWork<Self> for KeventOf<PollTarget> { self.src.work }
 }
 
-impl WorkItem for PollTarget {
-    type Pointer = Arc<PollTarget>;
+impl WorkItem for KeventOf<PollTarget> {
+    type Pointer = Arc<Self>;
 
-    fn run(this: Arc<PollTarget>) {
-        let events = core::mem::take(&mut *this.pending.lock());
-        Kevent::notify(this.kevent.as_arc_borrow(), events, 0);
+    fn run(this: Arc<Self>) {
+        let events = core::mem::take(&mut *this.src.pending.lock());
+        Kevent::notify(this.as_arc_borrow(), events, 0);
     }
 }
 
-impl PollWake for PollTarget {
+impl PollWake for KeventOf<PollTarget> {
     fn wake(this: ArcBorrow<'_, Self>, events: u32) {
         if events & POLLFREE != 0 {
             // The file's wait queue is going away: report the kevent once as broken.
-            Kevent::notify_broken(this.kevent.as_arc_borrow(), 0, ENODEV.to_errno().into());
+            Kevent::notify_broken(this, 0, ENODEV.to_errno().into());
             return;
         }
         // A waker without a key says only "something changed": let delivery find out what.
         let events = if events == 0 { POLL_EVENTS } else { events };
-        if !this.deferred {
-            Kevent::notify(this.kevent.as_arc_borrow(), events, 0);
+        if !this.src.deferred {
+            Kevent::notify(this, events, 0);
             return;
         }
-        *this.pending.lock() |= events;
+        *this.src.pending.lock() |= events;
         // If already queued, the work item will see these events too. The watch holds another
         // reference, so dropping this one is never the last.
-        let _ = workqueue::system().enqueue(Arc::<PollTarget>::from(this));
+        let _ = workqueue::system().enqueue(Arc::<Self>::from(this));
     }
 }
 

@@ -30,7 +30,7 @@
 
 use crate::{
     abi::*,
-    event::{Kevent, Key, Request, Wake, READY},
+    event::{Attach, Kevent, Key, NewKevent, Request, Wake, READY},
     index::KeventIndex,
     limit::UserRef,
     source::Source,
@@ -229,26 +229,52 @@ impl Queue {
     ) -> Result {
         Self::check(src, uk)?;
         let key = Key::of(uk, src);
-        let req = Request::of(uk);
         let mut index = self.index.lock();
         if index.table.contains(&key) {
             return Err(EEXIST);
         }
+        self.attach(&mut index, src, key, uk, more)
+    }
+
+    /// Builds and attaches a kevent with the free `key` for `uk` (through its source `src`), and
+    /// indexes it.
+    fn attach(
+        self: ArcBorrow<'_, Self>,
+        index: &mut Index,
+        src: &dyn Source,
+        key: Key,
+        uk: &Ukevent,
+        more: bool,
+    ) -> Result {
         index.table.reserve_one()?;
-        let item = Kevent::new(self, src, key, req, self.user.charge()?)?;
-        let kevent = item.as_arc();
-        let attached = match src.attach(kevent, uk, more, &mut index) {
-            Ok(attached) => attached,
+        let mut built = None;
+        let new = NewKevent::new(
+            self,
+            src,
+            key,
+            Request::of(uk),
+            self.user.charge()?,
+            &mut built,
+        );
+        match src.attach(new, uk, more, index) {
+            // `Attach` is only made from what `build` made: `built` holds the kevent.
+            Ok(Attach(attached)) => {
+                let item = built.ok_or(EINVAL)?;
+                if attached {
+                    item.set_attached(index);
+                }
+                index.table.insert(item);
+                Ok(())
+            }
             Err(e) => {
                 // The source did not keep it; make sure it is on no list of ours either.
-                kevent.uncharge(&mut index);
-                self.unlink(kevent);
-                return Err(e);
+                if let Some(item) = built {
+                    item.uncharge(index);
+                    self.unlink(&item);
+                }
+                Err(e)
             }
-        };
-        *kevent.attached.access_mut(&mut index) = attached;
-        index.table.insert(item);
-        Ok(())
+        }
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`.
@@ -269,42 +295,22 @@ impl Queue {
 
     /// `KEVENT_CTL_MODIFY` of one kevent: new mask, flags and cookie; re-armed.
     ///
+    /// The kevent is replaced: the old one is detached and removed (what fired under the old
+    /// request is forgotten), and a new one attached with the new request, under the same hold
+    /// of the index. If that fails the kevent is gone, and the entry reports why.
+    ///
     /// `EINVAL` for a source keyed by `user_data`: the new cookie would be a new key.
-    pub(crate) fn modify(&self, src: &dyn Source, uk: &Ukevent) -> Result {
+    pub(crate) fn modify(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
         if src.keyed_by_user_data() {
             return Err(EINVAL);
         }
         Self::check(src, uk)?;
         let key = Key::of(uk, src);
         let mut index = self.index.lock();
-        let kevent = Arc::<Kevent>::from(index.table.get(&key).ok_or(ENOENT)?);
-        // Re-arm: detach first, so that nothing the old attachment reports is taken for the new
-        // request; then attach with the new request. If that fails the kevent is removed, and
-        // the entry reports why.
-        if let Some(old) = kevent.take_attached(&mut index) {
-            old.detach(&kevent, &mut index);
-        }
-        {
-            let mut ready = self.ready.lock();
-            let st = kevent.state.access_mut(&mut ready);
-            st.req = Request::of(uk);
-            // Forget what fired under the old request.
-            st.fired = 0;
-            st.data = 0;
-            st.broken = None;
-        }
-        match src.attach(&kevent, uk, false, &mut index) {
-            Ok(attached) => {
-                *kevent.attached.access_mut(&mut index) = attached;
-                Ok(())
-            }
-            Err(e) => {
-                index.table.remove_kevent(&kevent);
-                kevent.uncharge(&mut index);
-                self.unlink(&kevent);
-                Err(e)
-            }
-        }
+        let old = index.table.remove(&key).ok_or(ENOENT)?;
+        self.detach(&mut index, &old);
+        drop(old);
+        self.attach(&mut index, src, key, uk, false)
     }
 
     /// Removes `kevent` from its queue if it is still there (its descriptor was closed).
@@ -340,9 +346,7 @@ impl Queue {
 
     /// Detaches a kevent removed from the index: from its source, then from the ready list.
     fn detach(&self, index: &mut Index, kevent: &Kevent) {
-        if let Some(attached) = kevent.take_attached(index) {
-            attached.detach(kevent, index);
-        }
+        kevent.detach_src(index);
         kevent.uncharge(index);
         self.unlink(kevent);
     }
@@ -360,9 +364,7 @@ impl Queue {
     /// The kevent keeps its charge against the per-user limit until then, so that cancelled
     /// kevents nobody collects cannot pile up beyond it.
     fn cancel(&self, index: &mut Index, kevent: &Arc<Kevent>) {
-        if let Some(attached) = kevent.take_attached(index) {
-            attached.detach(kevent, index);
-        }
+        kevent.detach_src(index);
         Kevent::notify_cancelled(kevent.as_arc_borrow(), -i64::from(kevent.cancel_errno));
     }
 
@@ -509,20 +511,12 @@ impl Queue {
                     t.req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0 && !t.item.oneshot;
                 let mut events = t.fired;
                 if t.broken.is_none() {
-                    if t.fired != 0 {
-                        let delivering = t
-                            .item
-                            .attached
-                            .access(&index)
-                            .as_ref()
-                            .filter(|a| a.wants_delivering())
-                            .cloned();
-                        if let Some(a) = delivering {
-                            t.data = a.delivering(&t.item, t.data, &mut index);
+                    let src = &t.item.src;
+                    if t.item.is_attached(&index) {
+                        if t.fired != 0 && src.wants_delivering() {
+                            t.data = src.delivering(&t.item, t.data, &mut index);
                         }
-                    }
-                    if let Some(a) = t.item.attached.access(&index) {
-                        if let Some(now) = a.recheck(&t.item, t.req.event, &mut t.data, &index) {
+                        if let Some(now) = src.recheck(&t.item, t.req.event, &mut t.data, &index) {
                             // Report what is ready now, not what was once.
                             events = now & t.req.event;
                             t.still_ready = level && events != 0;

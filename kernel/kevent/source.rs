@@ -7,8 +7,12 @@
 //! that implements [`Source`] and one line to that table, or, for a source outside the crate,
 //! registering a `struct kevent_source_ops` (see `extern_source.rs`).
 
-use crate::{abi::Ukevent, event::Kevent, queue::Index};
-use kernel::{prelude::*, sync::Arc};
+use crate::{
+    abi::Ukevent,
+    event::{Attach, Kevent, NewKevent},
+    queue::Index,
+};
+use kernel::prelude::*;
 
 /// An event source.
 pub(crate) trait Source: Sync {
@@ -50,34 +54,39 @@ pub(crate) trait Source: Sync {
         0
     }
 
-    /// Attaches `kevent` to the object `uk` names: registers it on the object's storage (or
-    /// starts its timer, or adds its wait-queue entry). Process context, may sleep; under its
-    /// queue's index mutex, whose guarded `index` the attachment may keep state under (a
-    /// [`LockedBy`] of the queue's `index`), so that [`Attached`]'s methods, which all run
-    /// under it too, need no lock of their own.
+    /// Builds the kevent `new` describes around the source's side of it ([`NewKevent::build`]:
+    /// one allocation), and attaches it to the object `uk` names: registers it on the object's
+    /// storage (or starts its timer, or adds its wait-queue entry). Process context, may sleep;
+    /// under its queue's index mutex, whose guarded `index` the source's side may keep state
+    /// under (a [`LockedBy`] of the queue's `index`), so that [`Attached`]'s methods, which all
+    /// run under it too, need no lock of their own. If the object is ready at once, the source
+    /// reports it with [`Kevent::notify`].
     ///
-    /// [`LockedBy`]: kernel::sync::LockedBy If the
-    /// object is ready at once, the source reports it with [`Kevent::notify`].
+    /// [`LockedBy`]: kernel::sync::LockedBy
     ///
-    /// `KEVENT_CTL_MODIFY` re-arms a kevent by detaching it and attaching it again with the
-    /// new request, so a source needs no separate modify operation.
+    /// `KEVENT_CTL_MODIFY` replaces a kevent: it detaches and drops the old one, and attaches a
+    /// new one with the new request, so a source needs no separate modify operation.
     ///
     /// `more` is the batch hint, only for a source that [`Source::batches`]: the next entry of
     /// the `kevent_ctl(KEVENT_CTL_ADD)` batch has the same type, id and event, so the object may
     /// hold back what this request would flush out (a socket corks a send); [`Source::flush`]
     /// follows the run.
     ///
-    /// Returns the attachment, or `None` if the kevent is complete already: a request that the
-    /// source finished at once, before registering it anywhere, and reported with
-    /// [`Kevent::notify_value`] or [`Kevent::notify_broken`]. Nothing is attached then; only for
-    /// a [`Source::oneshot`] source, whose kevent leaves at that delivery.
+    /// Returns [`Built::attached`], or [`Built::finished`] if the kevent is complete already: a
+    /// request that the source finished at once, before registering it anywhere, and reported
+    /// with [`Kevent::notify_value`] or [`Kevent::notify_broken`]. Nothing is attached then; only
+    /// for a [`Source::oneshot`] source, whose kevent leaves at that delivery. On error the core
+    /// drops the kevent, if built: the source must not have left it on any list of its own.
+    ///
+    /// [`Built::attached`]: crate::event::Built::attached
+    /// [`Built::finished`]: crate::event::Built::finished
     fn attach(
         &self,
-        kevent: &Arc<Kevent>,
+        new: NewKevent<'_>,
         uk: &Ukevent,
         more: bool,
         index: &mut Index,
-    ) -> Result<Option<Arc<dyn Attached>>>;
+    ) -> Result<Attach>;
 
     /// Whether the source takes batch hints ([`Source::attach`]'s `more`, and
     /// [`Source::flush`]).
@@ -92,20 +101,23 @@ pub(crate) trait Source: Sync {
     fn flush(&self, _uk: &Ukevent) {}
 }
 
-/// The source's side of one attached kevent.
+/// The source's side of one kevent: the tail of the kevent's allocation ([`KeventOf`]).
 ///
-/// Dropping it must not sleep; [`Attached::detach`] does the work that may. Every method runs
-/// under the kevent's queue's index mutex, and gets its guarded `index` as proof (see
-/// [`Source::attach`]).
+/// [`KeventOf`]: crate::event::KeventOf
+///
+/// Its drop runs when the kevent's last reference goes, in process context, after
+/// [`Attached::detach`] if it was attached; it must not sleep. Every method runs under the
+/// kevent's queue's index mutex, and gets its guarded `index` as proof (see [`Source::attach`]).
+/// `kevent` is the kevent whose tail `self` is.
 pub(crate) trait Attached: Send + Sync {
     /// Detaches the kevent: when this returns, the source will not notify it again and holds
-    /// no reference to it. Process context, may sleep.
+    /// no reference to it. Called once, if the kevent was attached. Process context, may sleep.
     fn detach(&self, kevent: &Kevent, index: &mut Index);
 
     /// Level-triggered re-check at delivery: the events of the kevent's request that are ready
     /// now, or [`None`] if the source has no level state (its events are reported as they
     /// fired, once). A source whose result is level state too (a socket's pending error) may
-    /// replace the result to report, `data`. Process context, may sleep.
+    /// replace the result to report, `data`. Only while attached. Process context, may sleep.
     fn recheck(
         &self,
         _kevent: &Kevent,
@@ -116,16 +128,15 @@ pub(crate) trait Attached: Send + Sync {
         None
     }
 
-    /// Whether [`Attached::delivering`] must be called (it takes a new reference to the
-    /// attachment, which delivery spares the sources that do not need it).
+    /// Whether [`Attached::delivering`] must be called.
     fn wants_delivering(&self) -> bool {
         false
     }
 
     /// The kevent is about to be delivered with result `data`: returns the result to report.
     /// A source that counts lazily adds to it here, and may re-arm (a periodic timer does
-    /// both). Process context, may sleep.
-    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64, _index: &mut Index) -> i64 {
+    /// both). Only while attached. Process context, may sleep.
+    fn delivering(&self, _kevent: &Kevent, data: i64, _index: &mut Index) -> i64 {
         data
     }
 }

@@ -54,8 +54,8 @@ impl Storage {
     }
 
     /// Adds `kevent` to the storage. `EBUSY` if it is already on a storage.
-    pub(crate) fn enqueue(&self, kevent: &Arc<Kevent>) -> Result {
-        let item = ListArc::<Kevent, STORAGE>::try_from_arc(kevent.clone()).map_err(|_| EBUSY)?;
+    pub(crate) fn enqueue(&self, kevent: ArcBorrow<'_, Kevent>) -> Result {
+        let item = ListArc::<Kevent, STORAGE>::try_from_arc(kevent.into()).map_err(|_| EBUSY)?;
         self.list.lock().push_back(item);
         Ok(())
     }

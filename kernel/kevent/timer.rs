@@ -14,7 +14,7 @@
 
 use crate::{
     abi::*,
-    event::Kevent,
+    event::{Attach, Kevent, KeventOf, NewKevent},
     queue::Index,
     source::{Attached, Source},
 };
@@ -63,33 +63,30 @@ impl Source for TimerSource {
 
     fn attach(
         &self,
-        kevent: &Arc<Kevent>,
+        new: NewKevent<'_>,
         uk: &Ukevent,
         _more: bool,
         index: &mut Index,
-    ) -> Result<Option<Arc<dyn Attached>>> {
-        let timer = Arc::pin_init(
-            pin_init!(TimerKevent {
-                timer <- HrTimer::new(),
-                kevent: kevent.clone(),
-                // Bounded by `MAX_NS` in `check`.
-                period: uk.0.arg[1] as i64,
-                fired_at: Atomic::new(-1),
-                handle: LockedBy::new(&kevent.queue.index, None),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        timer.arm(uk, index);
-        Ok(Some(timer))
+    ) -> Result<Attach> {
+        let queue = new.queue();
+        let built = new.build(try_pin_init!(TimerKevent {
+            timer <- HrTimer::new(),
+            // Bounded by `MAX_NS` in `check`.
+            period: uk.0.arg[1] as i64,
+            fired_at: Atomic::new(-1),
+            handle: LockedBy::new(&queue.index, None),
+            me: LockedBy::new(&queue.index, None),
+        }))?;
+        TimerKevent::arm(built.kevent(), uk, index);
+        Ok(built.attached())
     }
 }
 
-/// The timer of one kevent.
+/// The timer of one kevent, in the kevent's allocation ([`KeventOf<TimerKevent>`]).
 #[pin_data]
 struct TimerKevent {
     #[pin]
-    timer: HrTimer<TimerKevent>,
-    kevent: Arc<Kevent>,
+    timer: HrTimer<KeventOf<TimerKevent>>,
     /// Period in nanoseconds; 0 for a oneshot timer.
     period: i64,
     /// When the timer last fired (its expiry, in ns of `CLOCK_MONOTONIC`), until re-armed; -1
@@ -97,12 +94,15 @@ struct TimerKevent {
     fired_at: Atomic<i64>,
     /// The running timer; dropping it cancels the timer. Not touched by the callback; guarded
     /// by the queue's index mutex, held by `attach` and every method of [`Attached`].
-    handle: LockedBy<Option<ArcHrTimerHandle<TimerKevent>>, Index>,
+    handle: LockedBy<Option<ArcHrTimerHandle<KeventOf<TimerKevent>>>, Index>,
+    /// A periodic timer's own kevent, to start the timer again at delivery; `None` for a oneshot
+    /// timer, and once detached (which breaks this cycle).
+    me: LockedBy<Option<Arc<KeventOf<TimerKevent>>>, Index>,
 }
 
 impl TimerKevent {
-    /// Starts the timer as `uk` says. Process context.
-    fn arm(self: &Arc<Self>, uk: &Ukevent, index: &mut Index) {
+    /// Starts the timer of `kevent` as `uk` says. Process context.
+    fn arm(kevent: &Arc<KeventOf<TimerKevent>>, uk: &Ukevent, index: &mut Index) {
         let u = &uk.0;
         // Bounded by `MAX_NS` in `check`.
         let first = u.arg[0] as i64;
@@ -111,35 +111,42 @@ impl TimerKevent {
         } else {
             Instant::<Monotonic>::now() + Delta::from_nanos(first)
         };
-        let handle = self.clone().start(expires);
-        *self.handle.access_mut(index) = Some(handle);
+        let this = &kevent.src;
+        if this.period != 0 {
+            *this.me.access_mut(index) = Some(kevent.clone());
+        }
+        let handle = kevent.clone().start(expires);
+        *this.handle.access_mut(index) = Some(handle);
     }
 }
 
-impl HrTimerCallback for TimerKevent {
+impl HrTimerCallback for KeventOf<TimerKevent> {
     type Pointer<'a> = Arc<Self>;
 
     fn run(this: ArcBorrow<'_, Self>, _ctx: HrTimerCallbackContext<'_, Self>) -> HrTimerRestart {
-        this.fired_at
-            .store(this.timer.expires().as_nanos(), ordering::Release);
-        Kevent::notify(this.kevent.as_arc_borrow(), KEVENT_TIMER_FIRED, 1);
+        this.src
+            .fired_at
+            .store(this.src.timer.expires().as_nanos(), ordering::Release);
+        Kevent::notify(this, KEVENT_TIMER_FIRED, 1);
         // A periodic timer is re-armed at delivery (`Attached::delivering`).
         HrTimerRestart::NoRestart
     }
 }
 
 kernel::impl_has_hr_timer! {
-    impl HasHrTimer<Self> for TimerKevent {
-        mode: AbsoluteMode<Monotonic>, field: self.timer
+    impl HasHrTimer<Self> for KeventOf<TimerKevent> {
+        mode: AbsoluteMode<Monotonic>, field: self.src.timer
     }
 }
 
 impl Attached for TimerKevent {
     fn detach(&self, _kevent: &Kevent, index: &mut Index) {
         // Dropping the handle cancels the timer and waits for a running callback; after that
-        // the timer holds no reference to us.
+        // the timer holds no reference to the kevent.
         let handle = self.handle.access_mut(index).take();
         drop(handle);
+        let me = self.me.access_mut(index).take();
+        drop(me);
     }
 
     fn wants_delivering(&self) -> bool {
@@ -147,11 +154,14 @@ impl Attached for TimerKevent {
         self.period != 0
     }
 
-    fn delivering(self: Arc<Self>, _kevent: &Kevent, data: i64, index: &mut Index) -> i64 {
+    fn delivering(&self, _kevent: &Kevent, data: i64, index: &mut Index) -> i64 {
         let fired_at = self.fired_at.load(ordering::Acquire);
         if self.period == 0 || fired_at < 0 {
             return data;
         }
+        let Some(me) = self.me.access(index).clone() else {
+            return data;
+        };
         // It fired at `fired_at` (counted in `data`); the periods that passed since are
         // expirations too. Re-arm at the first one still to come.
         let now = Instant::<Monotonic>::now().as_nanos();
@@ -163,7 +173,7 @@ impl Attached for TimerKevent {
         let old = self.handle.access_mut(index).take();
         drop(old);
         let expires = Instant::<Monotonic>::from_nanos(next).unwrap_or(Instant::now());
-        let handle = self.clone().start(expires);
+        let handle = me.start(expires);
         *self.handle.access_mut(index) = Some(handle);
         data.saturating_add(passed - 1)
     }
