@@ -26,8 +26,8 @@
 //!   success, [`Storage::fail`] on failure. It holds the socket's file and, while it runs, its
 //!   buffer (its address, then its pinned pages) or its sendfile's file; once queued, its
 //!   context and its submitter's credentials.
-//! - [`Submission`]: what the core holds (`Source::Object`, in a `KBox`): dropping it (the table's
-//!   `put`, when the kevent is detached) stops the request.
+//!   The core holds it by an `Arc` (`Source::Ptr`); its `put` (when the kevent is detached)
+//!   stops the request ([`AioRequest::stop`]).
 //! - [`AioSock`] (in an `Arc`): the context of one socket with requests: a reference to the
 //!   socket's file, one [`PollWatch`] on the socket's wait queue, a FIFO of requests in each
 //!   direction (send and sendfile; receive) and the work item that runs them. Found through
@@ -214,31 +214,37 @@ impl kevent::Source for AioSource {
     const ONESHOT: bool = true;
     const CANCEL_ERRNO: i32 = bindings::ECANCELED as i32;
 
-    type Object = Submission;
-    type Ptr = KBox<Submission>;
+    type Object = AioRequest;
+    type Ptr = Arc<AioRequest>;
 
     /// Checks the request and prepares it: `EINVAL`, `EBADF`, `ENOTSOCK` or `ENOMEM` fail the
     /// entry. A buffer that cannot be pinned does not: the request completes at once with that
     /// error (`EFAULT`) when it is armed.
-    fn get(uk: &Ukevent) -> Result<KBox<Submission>> {
-        Submission::new(uk)
+    fn get(uk: &Ukevent) -> Result<Arc<AioRequest>> {
+        AioRequest::new(uk)
     }
 
-    fn storage(sub: &Submission) -> &Storage {
-        &sub.0.storage
+    fn storage(req: &AioRequest) -> &Storage {
+        &req.storage
+    }
+
+    /// The kevent is detached (removed, cancelled, its descriptor closed, delivered, its queue
+    /// released): stops the request if it has not finished.
+    fn put(req: &AioRequest) {
+        req.stop();
     }
 
     /// The request's kevent is registered: the request may start, and report. With `more`, a
     /// send on a stream socket that completes at once is corked (`MSG_MORE`): the next entry of
     /// the batch is another send on the socket, and `flush` follows the run.
-    fn armed(sub: &Submission, more: bool) {
-        AioRequest::start(&sub.0, more);
+    fn armed(req: ArcBorrow<'_, AioRequest>, more: bool) {
+        AioRequest::start(req, more);
     }
 
     /// Runs the request's first pass before its kevent is registered, if its socket has no
     /// context: a request it finishes is reported by the core, which registers nothing for it.
-    fn start(sub: &Submission, more: bool) -> Option<Result<i64>> {
-        let res = sub.0.first_pass(more)?;
+    fn start(req: ArcBorrow<'_, AioRequest>, more: bool) -> Option<Result<i64>> {
+        let res = req.first_pass(more)?;
         Some(res.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
     }
 
@@ -261,13 +267,10 @@ impl kevent::Source for AioSource {
     }
 }
 
-/// The core's reference to a request (`Source::Object`). Dropping it stops the request.
-struct Submission(Arc<AioRequest>);
-
-impl Submission {
+impl AioRequest {
     /// Checks the entry `uk` and makes its request, not started yet: nothing is pinned, and no
     /// context is made, before the request is armed.
-    fn new(uk: &Ukevent) -> Result<KBox<Submission>> {
+    fn new(uk: &Ukevent) -> Result<Arc<AioRequest>> {
         let op = uk.event();
         let [arg0, arg1] = uk.arg();
         let waitall = uk.req_flags() & KEVENT_REQ_AIO_WAITALL != 0;
@@ -318,8 +321,7 @@ impl Submission {
             // Checked (and pinned, if need be) when the request starts.
             _ => Buf::User(arg0),
         };
-        let slot = KBox::<Submission>::new_uninit(GFP_KERNEL_ACCOUNT)?;
-        let req = Arc::pin_init(
+        Arc::pin_init(
             pin_init!(AioRequest {
                 links <- ListLinks::new(),
                 tracker <- AtomicTracker::new(),
@@ -343,17 +345,15 @@ impl Submission {
                 ),
             }),
             GFP_KERNEL_ACCOUNT,
-        )?;
-        Ok(slot.write(Submission(req)))
+        )
     }
-}
 
-impl Drop for Submission {
-    /// The kevent is detached (removed, cancelled, its descriptor closed, delivered, its queue
-    /// released): stops the request if it has not finished. Waits for a pass of the work that
-    /// uses it; after this, nothing touches the request's pages.
-    fn drop(&mut self) {
-        let req = &self.0;
+    /// The core is done with the request (its `put`: the kevent was detached, removed,
+    /// cancelled, its descriptor closed, delivered, its queue released): stops the request if it
+    /// has not finished. Waits for a pass of the work that uses it; after this, nothing touches
+    /// the request's pages. Called once.
+    fn stop(&self) {
+        let req = self;
         // `put` comes after `armed`, which sets the context (if the request needs one) before it
         // queues the request.
         let Some(sock) = req.sock.as_ref() else {
@@ -551,7 +551,7 @@ impl AioRequest {
     /// be; the context then runs a pass here too (`inline_submit`) or kicks its work.
     ///
     /// `more`: the batch hint, as for [`AioRequest::first_pass`].
-    fn start(req: &Arc<AioRequest>, more: bool) {
+    fn start(req: ArcBorrow<'_, AioRequest>, more: bool) {
         let inline = module_parameters::inline_submit.value();
         // Nothing else touches an unarmed request: `put` comes after `armed`, and only `armed`
         // queues it. Its buffer is ours until it is queued or finished.
@@ -603,7 +603,7 @@ impl AioRequest {
         let queued = {
             let mut io = sock.io.lock();
             let mut st = req.io.lock();
-            match ListArc::try_from_arc(req.clone()) {
+            match ListArc::try_from_arc(req.into()) {
                 Ok(item) => {
                     *st = ReqIo {
                         state: ReqState::Queued,

@@ -72,7 +72,7 @@ use crate::{
     prelude::*,
     types::{ForeignOwnable, Opaque},
 };
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ops::Deref};
 
 /// A `struct ukevent` as a source sees it: the entry of `kevent_ctl()` being registered.
 ///
@@ -242,6 +242,16 @@ impl Drop for Storage {
     }
 }
 
+/// How the hooks of a [`Source`] that act on a request ([`Source::armed`], [`Source::start`])
+/// see its object: borrowed through its [`Source::Ptr`] (a `&Object` for an [`ARef`] or a
+/// [`KBox`], an [`ArcBorrow`] for an [`Arc`], from which the source may take a reference of its
+/// own).
+///
+/// [`ARef`]: crate::sync::aref::ARef
+/// [`Arc`]: crate::sync::Arc
+/// [`ArcBorrow`]: crate::sync::ArcBorrow
+pub type Borrowed<'a, T> = <<T as Source>::Ptr as ForeignOwnable>::Borrowed<'a>;
+
 /// An event source outside the kevent core: one `KEVENT_TYPE_*`.
 ///
 /// Implemented by a type that is never instantiated; its table, built by [`register`], is a
@@ -294,10 +304,11 @@ pub trait Source {
     type Object: Send + Sync;
 
     /// A reference to an object that keeps it, and so its [`Storage`], alive, such as an
-    /// [`ARef`] or a [`KBox`]. Dropping it may sleep.
+    /// [`ARef`], an [`Arc`] or a [`KBox`]. Dropping it may sleep.
     ///
     /// [`ARef`]: crate::sync::aref::ARef
-    type Ptr: for<'a> ForeignOwnable<Borrowed<'a> = &'a Self::Object> + Send + Sync;
+    /// [`Arc`]: crate::sync::Arc
+    type Ptr: for<'a> ForeignOwnable<Borrowed<'a>: Deref<Target = Self::Object>> + Send + Sync;
 
     /// Looks up the object `uk` names. Process context, may sleep.
     ///
@@ -306,6 +317,12 @@ pub trait Source {
 
     /// The storage of `obj`.
     fn storage(obj: &Self::Object) -> &Storage;
+
+    /// The core is done with the [`Source::Ptr`] of `obj` (the table's `put`): the kevent was
+    /// detached (removed, cancelled, its descriptor closed, delivered, its queue released), or
+    /// never registered. Called once per [`Source::get`], right before the reference is dropped,
+    /// whether or not it is the last one: a request stops here. Process context, may sleep.
+    fn put(_obj: &Self::Object) {}
 
     /// The level state of `obj`: the events of `events` that are ready now, and in `data` (0 on
     /// entry) the result to report with them.
@@ -326,7 +343,7 @@ pub trait Source {
     /// `more` (only for a source with [`Source::flush`]): the next entry of the same
     /// `kevent_ctl()` batch has the same type, id and event, so the object may hold back what
     /// this request would flush out (a socket corks a send); [`Source::flush`] follows the run.
-    fn armed(_obj: &Self::Object, _more: bool) {
+    fn armed(_obj: Borrowed<'_, Self>, _more: bool) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -340,7 +357,7 @@ pub trait Source {
     /// [`Source::recheck`] or [`Source::armed`]. Returns `None` if the request is not finished
     /// (it may have made progress, which the object keeps): registration goes on, and
     /// [`Source::armed`] continues the request.
-    fn start(_obj: &Self::Object, _more: bool) -> Option<Result<i64>> {
+    fn start(_obj: Borrowed<'_, Self>, _more: bool) -> Option<Result<i64>> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -393,7 +410,8 @@ impl<T: Source> SourceVTable<T> {
         };
         // SAFETY: `ptr` comes from `into_foreign` above and is only given back to `from_foreign`
         // by `put`, which the core calls after it no longer uses the storage returned here.
-        let st = T::storage(unsafe { <T::Ptr as ForeignOwnable>::borrow(ptr) }).as_raw();
+        let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(ptr) };
+        let st = T::storage(obj.deref()).as_raw();
         // SAFETY: The caller guarantees that the out-pointers are valid for writes.
         unsafe {
             *storage = st;
@@ -406,6 +424,9 @@ impl<T: Source> SourceVTable<T> {
     ///
     /// `private` is a reference returned by `get` and not yet put.
     unsafe extern "C" fn put(private: *mut c_void) {
+        // SAFETY: `private` comes from `into_foreign` in `get` and is not put yet; the borrow ends
+        // before `from_foreign` below.
+        T::put(unsafe { <T::Ptr as ForeignOwnable>::borrow(private) }.deref());
         // SAFETY: `private` comes from `into_foreign` in `get`, and the core puts it only once.
         drop(unsafe { <T::Ptr as ForeignOwnable>::from_foreign(private) });
     }
@@ -420,7 +441,7 @@ impl<T: Source> SourceVTable<T> {
         let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
         // SAFETY: The caller guarantees that `data` is valid for the duration of the call.
         let data = unsafe { &mut *data };
-        T::recheck(obj, events, data)
+        T::recheck(obj.deref(), events, data)
     }
 
     /// # Safety
