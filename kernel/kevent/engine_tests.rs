@@ -6,7 +6,7 @@ use crate::{
     abi::*,
     event::{Attach, Kevent, NewKevent},
     queue::{Index, Queue, Sink},
-    source::{Attached, Source},
+    source::{Attached, Info, Source},
     storage::Storage,
 };
 use kernel::{
@@ -70,12 +70,8 @@ impl Attached for FakeAttached {
 }
 
 impl Source for FakeSource {
-    fn kind(&self) -> u32 {
-        FAKE_TYPE
-    }
-
-    fn events(&self) -> u32 {
-        IN | OUT
+    fn info(&self) -> Info {
+        Info::new(FAKE_TYPE, IN | OUT)
     }
 
     fn check(&self, uk: &Ukevent) -> Result {

@@ -21,7 +21,7 @@ use crate::{
     index::INDEX,
     limit::Charge,
     queue::{Index, Queue, ReadyList},
-    source::{Attached, Source},
+    source::{Attached, Info},
 };
 use kernel::{
     list::{AtomicTracker, ListArc, ListLinksSelfPtr, TryNewListArc},
@@ -39,19 +39,19 @@ pub(crate) const STORAGE: u64 = 1;
 pub(crate) struct Key {
     pub(crate) ty: u32,
     pub(crate) id: u64,
-    /// The entry's `user_data` for a source keyed by it ([`Source::keyed_by_user_data`]), so
+    /// The entry's `user_data` for a source keyed by it ([`Info::keyed_by_user_data`]), so
     /// that several kevents may share one `id` (requests in flight on one descriptor); 0 for the
     /// others.
     pub(crate) user_data: u64,
 }
 
 impl Key {
-    /// The key `uk` names for the source `src` of its type.
-    pub(crate) fn of(uk: &Ukevent, src: &dyn Source) -> Key {
+    /// The key `uk` names for the source of its type, described by `info`.
+    pub(crate) fn of(uk: &Ukevent, info: &Info) -> Key {
         Key {
             ty: uk.0.type_,
             id: uk.0.id,
-            user_data: if src.keyed_by_user_data() {
+            user_data: if info.keyed_by_user_data {
                 uk.0.user_data
             } else {
                 0
@@ -99,10 +99,10 @@ pub(crate) struct State {
 #[pin_data]
 pub(crate) struct KeventOf<A: ?Sized> {
     pub(crate) key: Key,
-    /// Its source makes every kevent oneshot ([`Source::oneshot`]), whatever its request says.
+    /// Its source makes every kevent oneshot ([`Info::oneshot`]), whatever its request says.
     pub(crate) oneshot: bool,
     /// A positive errno with which `KEVENT_CTL_REMOVE` and the close of the descriptor the
-    /// kevent follows report it, if not already notified ([`Source::cancel_errno`]); 0: they
+    /// kevent follows report it, if not already notified ([`Info::cancel_errno`]); 0: they
     /// remove it silently.
     pub(crate) cancel_errno: i32,
     pub(crate) queue: Arc<Queue>,
@@ -163,11 +163,11 @@ pub(crate) struct NewKevent<'a> {
 }
 
 impl<'a> NewKevent<'a> {
-    /// What the core needs to add a kevent of the source `src` with `key` and `req` to `queue`;
-    /// [`NewKevent::build`] leaves the kevent in `built`.
+    /// What the core needs to add a kevent of the source described by `info` with `key` and
+    /// `req` to `queue`; [`NewKevent::build`] leaves the kevent in `built`.
     pub(crate) fn new(
         queue: ArcBorrow<'a, Queue>,
-        src: &dyn Source,
+        info: &Info,
         key: Key,
         req: Request,
         charge: Charge,
@@ -177,9 +177,9 @@ impl<'a> NewKevent<'a> {
             queue,
             key,
             req,
-            oneshot: src.oneshot(),
+            oneshot: info.oneshot,
             // Cancellation is for requests: a cancelled kevent must leave at its delivery.
-            cancel_errno: if src.oneshot() { src.cancel_errno() } else { 0 },
+            cancel_errno: if info.oneshot { info.cancel_errno } else { 0 },
             charge,
             built,
         }
@@ -282,36 +282,36 @@ impl Kevent {
     /// allocates and never sleeps. A kevent that is not already ready goes to the tail of its
     /// queue's ready list and one waiter (or all, with `KEVENT_REQ_WAKEUP_ALL`) is woken.
     pub(crate) fn notify(this: ArcBorrow<'_, Kevent>, events: u32, data: i64) {
-        let wake = {
-            let mut ready = this.queue.ready.lock();
-            let wake = Self::mark(this, &mut ready, events, Data::Add(data), None);
-            drop(ready);
-            wake
-        };
-        this.queue.wake(wake);
+        Self::notify_with(this, events, Data::Add(data), None);
     }
 
     /// Like [`Kevent::notify`], but `data` is a value (an inode number, ...), not a count: it
     /// replaces the result of an earlier notification not delivered yet.
     pub(crate) fn notify_value(this: ArcBorrow<'_, Kevent>, events: u32, data: i64) {
+        Self::notify_with(this, events, Data::Set(data), None);
+    }
+
+    /// The notification path: marks the kevent under its queue's ready lock, then wakes.
+    ///
+    /// The kevent is reached through `this` once: each dereference of a pointer to a [`Kevent`]
+    /// finds where the value starts in its `Arc` from the alignment of its source's side (a
+    /// dynamic one), so the hot paths keep a plain reference instead.
+    #[inline(always)]
+    fn notify_with(this: ArcBorrow<'_, Kevent>, events: u32, data: Data, broken: Option<i64>) {
+        let kevent: &Kevent = &this;
+        let queue: &Queue = &kevent.queue;
         let wake = {
-            let mut ready = this.queue.ready.lock();
-            let wake = Self::mark(this, &mut ready, events, Data::Set(data), None);
-            drop(ready);
-            wake
+            let mut ready = queue.ready.lock();
+            Self::mark(this, kevent, &mut ready, events, data, broken)
         };
-        this.queue.wake(wake);
+        queue.wake(wake);
     }
 
     /// Reports that the source is gone or failed with `errno` (negative): the kevent is
     /// delivered once with `KEVENT_RET_BROKEN`, and with `events` (those of its request) added
     /// to what fired: the events that failed, if the source says (a failed request's operation).
     pub(crate) fn notify_broken(this: ArcBorrow<'_, Kevent>, events: u32, errno: i64) {
-        let wake = {
-            let mut ready = this.queue.ready.lock();
-            Self::mark(this, &mut ready, events, Data::Add(0), Some(errno))
-        };
-        this.queue.wake(wake);
+        Self::notify_with(this, events, Data::Add(0), Some(errno));
     }
 
     /// Reports the kevent as broken with `errno` (negative), with the events of its request,
@@ -319,27 +319,32 @@ impl Kevent {
     /// kevent was cancelled. Called once the kevent is detached from its source, so that no
     /// notification can follow; one that came before wins.
     pub(crate) fn notify_cancelled(this: ArcBorrow<'_, Kevent>, errno: i64) {
+        let kevent: &Kevent = &this;
         let wake = {
-            let mut ready = this.queue.ready.lock();
-            let st = this.state.access(&ready);
+            let mut ready = kevent.queue.ready.lock();
+            let st = kevent.state.access(&ready);
             if st.fired != 0 || st.broken.is_some() {
                 Wake::None
             } else {
                 let events = st.req.event;
-                Self::mark(this, &mut ready, events, Data::Add(0), Some(errno))
+                Self::mark(this, kevent, &mut ready, events, Data::Add(0), Some(errno))
             }
         };
-        this.queue.wake(wake);
+        kevent.queue.wake(wake);
     }
 
+    /// Records the notification in the state of `kevent` (which `this` points to), and queues
+    /// it if it is not queued yet.
+    #[inline(always)]
     fn mark(
         this: ArcBorrow<'_, Kevent>,
+        kevent: &Kevent,
         ready: &mut ReadyList,
         events: u32,
         data: Data,
         broken: Option<i64>,
     ) -> Wake {
-        let st = this.state.access_mut(ready);
+        let st = kevent.state.access_mut(ready);
         let events = events & st.req.event;
         if st.dead || (events == 0 && broken.is_none()) {
             return Wake::None;

@@ -27,7 +27,7 @@ use crate::{
     event::{Attach, Built, Kevent, NewKevent},
     fdtrack::FdTrack,
     queue::Index,
-    source::{Attached, Source},
+    source::{Attached, Info, Source},
     storage::{self, Storage},
 };
 use kernel::{
@@ -297,16 +297,17 @@ struct ExternAttached {
 }
 
 impl Source for ExternSource {
-    fn kind(&self) -> u32 {
-        self.0.type_
-    }
-
-    fn events(&self) -> u32 {
-        self.0.events
-    }
-
-    fn flags(&self) -> u32 {
-        self.0.flags
+    fn info(&self) -> Info {
+        let ops = &self.0;
+        Info {
+            kind: ops.type_,
+            events: ops.events,
+            flags: ops.flags,
+            keyed_by_user_data: ops.keyed_by_user_data,
+            oneshot: ops.oneshot,
+            cancel_errno: ops.cancel_errno,
+            batches: ops.flush.is_some(),
+        }
     }
 
     fn check(&self, uk: &Ukevent) -> Result {
@@ -316,22 +317,6 @@ impl Source for ExternSource {
             return Err(EINVAL);
         }
         Ok(())
-    }
-
-    fn keyed_by_user_data(&self) -> bool {
-        self.0.keyed_by_user_data
-    }
-
-    fn oneshot(&self) -> bool {
-        self.0.oneshot
-    }
-
-    fn cancel_errno(&self) -> i32 {
-        self.0.cancel_errno
-    }
-
-    fn batches(&self) -> bool {
-        self.0.flush.is_some()
     }
 
     fn flush(&self, uk: &Ukevent) {

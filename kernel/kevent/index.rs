@@ -3,16 +3,16 @@
 //! The index of a queue's kevents: a hash table of intrusive lists.
 //!
 //! Every kevent of a queue is in its index, found by its [`Key`] for `KEVENT_CTL_MODIFY` and
-//! `KEVENT_CTL_REMOVE`, for the check of `KEVENT_CTL_ADD` that the key is free, and when a
-//! oneshot kevent leaves at its delivery. The index links each kevent through a third list link
-//! of its own (list id [`INDEX`]), so adding a kevent allocates nothing for it: only the table of
-//! buckets is allocated, and it grows four times larger when the kevents outnumber the buckets
-//! (and four times smaller when they fall below an eighth), so a lookup walks one bucket of at
-//! most about one kevent whatever the number of kevents, and an add and a remove cost O(1)
-//! amortised. Growing by four rather than two moves each kevent a third as often (a third of a
-//! move per kevent added, not one), for at most four buckets (64 bytes) per kevent. This is kqueue's
-//! structure for its identifiers; an rbtree (as epoll's, whose node C embeds in the item) would
-//! need a node allocated per kevent in Rust.
+//! `KEVENT_CTL_REMOVE`, for the check of `KEVENT_CTL_ADD` that the key is free, and when a oneshot
+//! kevent leaves at its delivery. The index links each kevent through a list link of its own
+//! (list id [`INDEX`]), so adding a kevent allocates nothing for it: only the table of buckets is
+//! allocated, and it grows four times larger when the kevents outnumber the buckets (and four times
+//! smaller when they fall below an eighth), so a lookup walks one bucket of at most about one
+//! kevent whatever the number of kevents, and an add and a remove cost O(1) amortised. Growing by
+//! four rather than two moves each kevent a third as often (a third of a move per kevent added, not
+//! one), for at most four buckets (64 bytes) per kevent. This is kqueue's structure for its
+//! identifiers; an rbtree (as epoll's, whose node C embeds in the item) would need a node allocated
+//! per kevent in Rust.
 //!
 //! The hash is keyed with a random number of the queue, so that a process cannot choose
 //! identifiers that all fall in one bucket without knowing it (and that would only slow its own

@@ -47,7 +47,7 @@ pub(crate) fn source_of(ty: u32) -> Option<&'static dyn Source> {
     SOURCES
         .iter()
         .copied()
-        .find(|s| s.kind() == ty)
+        .find(|s| s.info().kind == ty)
         .or_else(|| extern_source::find(ty).map(|s| s as &'static dyn Source))
 }
 

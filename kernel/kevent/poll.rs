@@ -20,7 +20,7 @@ use crate::{
     fdtrack::FdTrack,
     nest::Edge,
     queue::{Index, Queue},
-    source::{Attached, Source},
+    source::{Attached, Info, Source},
 };
 use kernel::{
     bindings,
@@ -50,12 +50,8 @@ const POLL_EVENTS: u32 = bindings::POLLIN
     | bindings::POLLRDHUP;
 
 impl Source for PollSource {
-    fn kind(&self) -> u32 {
-        KEVENT_TYPE_POLL
-    }
-
-    fn events(&self) -> u32 {
-        POLL_EVENTS
+    fn info(&self) -> Info {
+        Info::new(KEVENT_TYPE_POLL, POLL_EVENTS)
     }
 
     fn check(&self, uk: &Ukevent) -> Result {

@@ -22,7 +22,7 @@
 //! list is always in the index too (it leaves the index only after it was detached from its
 //! source, under `index`), so the references the notification path drops are never the last
 //! ones, and the last reference to a queue is dropped in process context. One exception: a
-//! kevent of a source with a cancel errno ([`Source::cancel_errno`]) that `KEVENT_CTL_REMOVE` or
+//! kevent of a source with a cancel errno ([`Info::cancel_errno`]) that `KEVENT_CTL_REMOVE` or
 //! a close removes leaves the index detached (keeping its charge), and waits on the ready list
 //! for its last delivery (its cancellation, or a completion notified before); delivery and
 //! release drop it then. No notification reaches it any more, so this does not change the rule
@@ -33,7 +33,7 @@ use crate::{
     event::{Attach, Kevent, Key, NewKevent, Request, Wake, READY},
     index::KeventIndex,
     limit::UserRef,
-    source::Source,
+    source::{Info, Source},
 };
 use kernel::{
     alloc::kvec::PushError,
@@ -97,6 +97,8 @@ struct Taken {
     fired: u32,
     data: i64,
     broken: Option<i64>,
+    /// Leaves at its delivery: a oneshot request, or a source whose kevents all are.
+    oneshot: bool,
     /// Has an event in the round's staging buffer.
     report: bool,
     /// Level triggered and still ready at delivery.
@@ -206,13 +208,14 @@ impl Queue {
         self.index.lock().table.len()
     }
 
-    /// Checks the fields of `uk` every source shares.
-    fn check(src: &dyn Source, uk: &Ukevent) -> Result {
+    /// Checks the fields of `uk` every source shares (`info` describes its source), then the
+    /// source's own.
+    fn check(src: &dyn Source, info: &Info, uk: &Ukevent) -> Result {
         let u = &uk.0;
         if u.reserved != 0
             || u.event == 0
-            || u.event & !src.events() != 0
-            || u.req_flags & !(COMMON_FLAGS | src.flags()) != 0
+            || u.event & !info.events != 0
+            || u.req_flags & !(COMMON_FLAGS | info.flags) != 0
         {
             return Err(EINVAL);
         }
@@ -227,13 +230,14 @@ impl Queue {
         uk: &Ukevent,
         more: bool,
     ) -> Result {
-        Self::check(src, uk)?;
-        let key = Key::of(uk, src);
+        let info = src.info();
+        Self::check(src, &info, uk)?;
+        let key = Key::of(uk, &info);
         let mut index = self.index.lock();
         if index.table.contains(&key) {
             return Err(EEXIST);
         }
-        self.attach(&mut index, src, key, uk, more)
+        self.attach(&mut index, src, &info, key, uk, more)
     }
 
     /// Builds and attaches a kevent with the free `key` for `uk` (through its source `src`), and
@@ -242,6 +246,7 @@ impl Queue {
         self: ArcBorrow<'_, Self>,
         index: &mut Index,
         src: &dyn Source,
+        info: &Info,
         key: Key,
         uk: &Ukevent,
         more: bool,
@@ -250,7 +255,7 @@ impl Queue {
         let mut built = None;
         let new = NewKevent::new(
             self,
-            src,
+            info,
             key,
             Request::of(uk),
             self.user.charge()?,
@@ -282,7 +287,7 @@ impl Queue {
     /// A kevent of a source with a cancel errno is cancelled rather than dropped (see
     /// [`Queue::cancel`]).
     pub(crate) fn remove(&self, src: &dyn Source, uk: &Ukevent) -> Result {
-        let key = Key::of(uk, src);
+        let key = Key::of(uk, &src.info());
         let mut index = self.index.lock();
         let kevent = index.table.remove(&key).ok_or(ENOENT)?;
         if kevent.cancel_errno != 0 {
@@ -301,16 +306,17 @@ impl Queue {
     ///
     /// `EINVAL` for a source keyed by `user_data`: the new cookie would be a new key.
     pub(crate) fn modify(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
-        if src.keyed_by_user_data() {
+        let info = src.info();
+        if info.keyed_by_user_data {
             return Err(EINVAL);
         }
-        Self::check(src, uk)?;
-        let key = Key::of(uk, src);
+        Self::check(src, &info, uk)?;
+        let key = Key::of(uk, &info);
         let mut index = self.index.lock();
         let old = index.table.remove(&key).ok_or(ENOENT)?;
         self.detach(&mut index, &old);
         drop(old);
-        self.attach(&mut index, src, key, uk, false)
+        self.attach(&mut index, src, &info, key, uk, false)
     }
 
     /// Removes `kevent` from its queue if it is still there (its descriptor was closed).
@@ -480,12 +486,14 @@ impl Queue {
                         break;
                     };
                     ready.nr -= 1;
-                    let st = item.state.access_mut(&mut ready);
+                    let kevent: &Kevent = &item;
+                    let st = kevent.state.access_mut(&mut ready);
                     let taken = Taken {
                         req: st.req,
                         fired: core::mem::take(&mut st.fired),
                         data: core::mem::take(&mut st.data),
                         broken: st.broken.take(),
+                        oneshot: st.req.flags & KEVENT_REQ_ONESHOT != 0 || kevent.oneshot,
                         report: false,
                         still_ready: false,
                         item,
@@ -507,20 +515,19 @@ impl Queue {
             }
             // What each kevent reports, staged for one copy to userspace.
             for t in batch.iter_mut() {
-                let level =
-                    t.req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) == 0 && !t.item.oneshot;
+                // Reached through the `ListArc` once (see `Kevent::notify_with`).
+                let kevent: &Kevent = &t.item;
+                let level = t.req.flags & KEVENT_REQ_ET == 0 && !t.oneshot;
                 let mut events = t.fired;
-                if t.broken.is_none() {
-                    let src = &t.item.src;
-                    if t.item.is_attached(&index) {
-                        if t.fired != 0 && src.wants_delivering() {
-                            t.data = src.delivering(&t.item, t.data, &mut index);
-                        }
-                        if let Some(now) = src.recheck(&t.item, t.req.event, &mut t.data, &index) {
-                            // Report what is ready now, not what was once.
-                            events = now & t.req.event;
-                            t.still_ready = level && events != 0;
-                        }
+                if t.broken.is_none() && kevent.is_attached(&index) {
+                    let src = &kevent.src;
+                    if t.fired != 0 && src.wants_delivering() {
+                        t.data = src.delivering(kevent, t.data, &mut index);
+                    }
+                    if let Some(now) = src.recheck(kevent, t.req.event, &mut t.data, &index) {
+                        // Report what is ready now, not what was once.
+                        events = now & t.req.event;
+                        t.still_ready = level && events != 0;
                     }
                 }
                 if events == 0 && t.broken.is_none() {
@@ -528,8 +535,8 @@ impl Queue {
                 }
                 let mut uk = Ukevent::zeroed();
                 uk.0.user_data = t.req.user_data;
-                uk.0.id = t.item.key.id;
-                uk.0.type_ = t.item.key.ty;
+                uk.0.id = kevent.key.id;
+                uk.0.type_ = kevent.key.ty;
                 uk.0.event = events;
                 uk.0.req_flags = t.req.flags;
                 match t.broken {
@@ -574,8 +581,7 @@ impl Queue {
                         break;
                     }
                     delivered += 1;
-                    if t.req.flags & KEVENT_REQ_ONESHOT != 0 || t.item.oneshot || t.broken.is_some()
-                    {
+                    if t.oneshot || t.broken.is_some() {
                         // Still in the index, unless it was cancelled: then it is detached
                         // already, and its key may name a new kevent.
                         match index.table.remove_kevent(&t.item) {

@@ -14,45 +14,57 @@ use crate::{
 };
 use kernel::prelude::*;
 
-/// An event source.
-pub(crate) trait Source: Sync {
+/// What the core needs to know of a source, fixed for its life: one call of [`Source::info`]
+/// per entry rather than one per property.
+#[derive(Clone, Copy)]
+pub(crate) struct Info {
     /// The `KEVENT_TYPE_*` this source handles.
-    fn kind(&self) -> u32;
-
+    pub(crate) kind: u32,
     /// The event bits this source accepts in `ukevent.event`.
-    fn events(&self) -> u32;
-
+    pub(crate) events: u32,
     /// The request flags this source accepts, beyond the common ones
     /// (`KEVENT_REQ_ONESHOT`, `KEVENT_REQ_ET`, `KEVENT_REQ_WAKEUP_ALL`).
-    fn flags(&self) -> u32 {
-        0
+    pub(crate) flags: u32,
+    /// The kevent's key in its queue is `(type, id, user_data)`, not `(type, id)`: kevents may
+    /// share an `id` (requests in flight on one descriptor), and `user_data` names each.
+    /// `KEVENT_CTL_MODIFY`, which would change the key, is `EINVAL` for such a source.
+    pub(crate) keyed_by_user_data: bool,
+    /// Every kevent of the source is oneshot, as if `KEVENT_REQ_ONESHOT` were set (the
+    /// delivered `req_flags` are still those of the request).
+    pub(crate) oneshot: bool,
+    /// 0, or a positive errno: `KEVENT_CTL_REMOVE` and the close of the descriptor a kevent
+    /// follows do not drop the kevent silently, but detach it from its source and, unless a
+    /// notification is already pending for it, report it once as broken with `-errno` and its
+    /// requested events (a cancelled request). Either way it is removed once that event is
+    /// delivered. Only for a `oneshot` source (the core ignores it otherwise).
+    pub(crate) cancel_errno: i32,
+    /// The source takes batch hints ([`Source::attach`]'s `more`, and [`Source::flush`]).
+    pub(crate) batches: bool,
+}
+
+impl Info {
+    /// A source of `kind` that accepts `events`, and none of the other properties.
+    pub(crate) const fn new(kind: u32, events: u32) -> Info {
+        Info {
+            kind,
+            events,
+            flags: 0,
+            keyed_by_user_data: false,
+            oneshot: false,
+            cancel_errno: 0,
+            batches: false,
+        }
     }
+}
+
+/// An event source.
+pub(crate) trait Source: Sync {
+    /// What the core needs to know of the source.
+    fn info(&self) -> Info;
 
     /// Checks the source-specific fields of `uk` (`arg`, `arg_fd`, `id`): `EINVAL` if they are
     /// wrong. Called before anything is allocated.
     fn check(&self, uk: &Ukevent) -> Result;
-
-    /// The kevent's key in its queue is `(type, id, user_data)`, not `(type, id)`: kevents may
-    /// share an `id` (requests in flight on one descriptor), and `user_data` names each.
-    /// `KEVENT_CTL_MODIFY`, which would change the key, is `EINVAL` for such a source.
-    fn keyed_by_user_data(&self) -> bool {
-        false
-    }
-
-    /// Every kevent of the source is oneshot, as if `KEVENT_REQ_ONESHOT` were set (the
-    /// delivered `req_flags` are still those of the request).
-    fn oneshot(&self) -> bool {
-        false
-    }
-
-    /// 0, or a positive errno: `KEVENT_CTL_REMOVE` and the close of the descriptor a kevent follows
-    /// do not drop the kevent silently, but detach it from its source and, unless a notification is
-    /// already pending for it, report it once as broken with `-errno` and its requested events (a
-    /// cancelled request). Either way it is removed once that event is delivered. Only for a
-    /// [`Source::oneshot`] source (the core ignores it otherwise).
-    fn cancel_errno(&self) -> i32 {
-        0
-    }
 
     /// Builds the kevent `new` describes around the source's side of it ([`NewKevent::build`]:
     /// one allocation), and attaches it to the object `uk` names: registers it on the object's
@@ -67,15 +79,15 @@ pub(crate) trait Source: Sync {
     /// `KEVENT_CTL_MODIFY` replaces a kevent: it detaches and drops the old one, and attaches a
     /// new one with the new request, so a source needs no separate modify operation.
     ///
-    /// `more` is the batch hint, only for a source that [`Source::batches`]: the next entry of
-    /// the `kevent_ctl(KEVENT_CTL_ADD)` batch has the same type, id and event, so the object may
+    /// `more` is the batch hint, only for a source that batches ([`Info::batches`]): the next entry
+    /// of the `kevent_ctl(KEVENT_CTL_ADD)` batch has the same type, id and event, so the object may
     /// hold back what this request would flush out (a socket corks a send); [`Source::flush`]
     /// follows the run.
     ///
     /// Returns [`Built::attached`], or [`Built::finished`] if the kevent is complete already: a
-    /// request that the source finished at once, before registering it anywhere, and reported
-    /// with [`Kevent::notify_value`] or [`Kevent::notify_broken`]. Nothing is attached then; only
-    /// for a [`Source::oneshot`] source, whose kevent leaves at that delivery. On error the core
+    /// request that the source finished at once, before registering it anywhere, and reported with
+    /// [`Kevent::notify_value`] or [`Kevent::notify_broken`]. Nothing is attached then; only for a
+    /// oneshot source ([`Info::oneshot`]), whose kevent leaves at that delivery. On error the core
     /// drops the kevent, if built: the source must not have left it on any list of its own.
     ///
     /// [`Built::attached`]: crate::event::Built::attached
@@ -87,12 +99,6 @@ pub(crate) trait Source: Sync {
         more: bool,
         index: &mut Index,
     ) -> Result<Attach>;
-
-    /// Whether the source takes batch hints ([`Source::attach`]'s `more`, and
-    /// [`Source::flush`]).
-    fn batches(&self) -> bool {
-        false
-    }
 
     /// A run of consecutive `KEVENT_CTL_ADD` entries with the same type, id and event, attached
     /// with `more` (all but the last), ended with `uk`: flushes out what they held back. Called

@@ -102,7 +102,7 @@ fn same_run(a: &Ukevent, b: &Ukevent) -> bool {
 /// Applies the entries of a `kevent_ctl()` batch in order, with the sources `source_of` finds,
 /// writing each one's result into it; returns how many took effect.
 ///
-/// The batch hint: an added entry whose source takes hints ([`Source::batches`]) and whose next
+/// The batch hint: an added entry whose source takes hints ([`Info::batches`]) and whose next
 /// entry has the same type, id and event is attached with `more`, and the source's
 /// [`Source::flush`] runs after the last entry of such a run, whatever became of the run's
 /// entries.
@@ -121,7 +121,7 @@ pub(crate) fn apply(
             break;
         };
         let src = source_of(uk.0.type_);
-        let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|s| s.batches());
+        let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|s| s.info().batches);
         match ctl_one(queue, cmd, uk, src, more) {
             Ok(()) => {
                 uk.0.ret_flags = KEVENT_RET_DONE;

@@ -16,7 +16,7 @@ use crate::{
     abi::*,
     event::{Attach, Kevent, KeventOf, NewKevent},
     queue::Index,
-    source::{Attached, Source},
+    source::{Attached, Info, Source},
 };
 use kernel::{
     prelude::*,
@@ -41,16 +41,11 @@ pub(crate) struct TimerSource;
 const MAX_NS: u64 = (i64::MAX / 2) as u64;
 
 impl Source for TimerSource {
-    fn kind(&self) -> u32 {
-        KEVENT_TYPE_TIMER
-    }
-
-    fn events(&self) -> u32 {
-        KEVENT_TIMER_FIRED
-    }
-
-    fn flags(&self) -> u32 {
-        KEVENT_REQ_ABSTIME
+    fn info(&self) -> Info {
+        Info {
+            flags: KEVENT_REQ_ABSTIME,
+            ..Info::new(KEVENT_TYPE_TIMER, KEVENT_TIMER_FIRED)
+        }
     }
 
     fn check(&self, uk: &Ukevent) -> Result {
