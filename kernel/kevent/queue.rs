@@ -85,6 +85,10 @@ pub(crate) struct Index {
     scratch: KVec<Taken>,
     /// Room for the events of one round, copied to userspace at once.
     staging: KVec<Ukevent>,
+    /// Room for the kevents of one round to decide about under `ready` once delivered (queue
+    /// again if notified meanwhile, else leave the ready list): an array, not a list, so that
+    /// they are not linked and unlinked once more each.
+    checks: KVec<ListArc<Kevent, READY>>,
 }
 
 /// How many kevents delivery takes off the ready list per round trip of the `ready` lock.
@@ -144,6 +148,7 @@ impl Queue {
     pub(crate) fn new() -> Result<Arc<Queue>> {
         let scratch = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
         let staging = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
+        let checks = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
         let user = UserRef::current()?;
         Arc::pin_init(
             pin_init!(Queue {
@@ -152,6 +157,7 @@ impl Queue {
                         table: KeventIndex::new(),
                         scratch,
                         staging,
+                        checks,
                     },
                     "kevent_index"
                 ),
@@ -467,8 +473,10 @@ impl Queue {
         let mut index = self.index.lock();
         let mut batch = core::mem::take(&mut index.scratch);
         let mut staging = core::mem::take(&mut index.staging);
+        let mut checks = core::mem::take(&mut index.checks);
         // Kevents to queue again at the end of the call, and ones to decide about at the end of
-        // the round (queue again if notified meanwhile, else leave the ready list).
+        // the round (queue again if notified meanwhile, else leave the ready list): `checks`,
+        // and `check` for any beyond its room (there are none: it has room for a round).
         let mut requeue = List::<Kevent, READY>::new();
         let mut nr_requeue = 0;
         let mut check = List::<Kevent, READY>::new();
@@ -598,16 +606,17 @@ impl Queue {
                 if t.still_ready {
                     requeue.push_back(t.item);
                     nr_requeue += 1;
-                } else {
-                    check.push_back(t.item);
+                } else if let Err(PushError(item)) = checks.push_within_capacity(t.item) {
+                    check.push_back(item);
                 }
             }
             // Keep ready the kevents notified again while they were being delivered. The others
             // are dropped under `ready`, so that a notification either saw them queued (and left
             // its events in their state, seen here) or finds them free to queue.
-            if !check.is_empty() {
+            if !checks.is_empty() || !check.is_empty() {
                 let mut ready = self.ready.lock();
-                while let Some(item) = check.pop_front() {
+                let mut rest = checks.drain_all();
+                while let Some(item) = rest.next().or_else(|| check.pop_front()) {
                     let st = item.state.access_mut(&mut ready);
                     if st.fired != 0 || st.broken.is_some() {
                         requeue.push_back(item);
@@ -620,6 +629,7 @@ impl Queue {
         }
         index.scratch = batch;
         index.staging = staging;
+        index.checks = checks;
         // Undelivered kevents go back first, in order; re-armed level ones at the tail.
         let more = {
             let mut ready = self.ready.lock();
