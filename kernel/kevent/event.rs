@@ -255,8 +255,16 @@ impl<A: Attached> Built<A> {
     }
 }
 
-/// What [`Source::attach`] did with the kevent it built: only [`Built`] makes one.
-pub(crate) struct Attach(pub(crate) bool);
+/// What [`Source::attach`] did with the kevent it built: only [`Built`] makes one (its field is
+/// private to this module, so a source cannot make one without building a kevent).
+pub(crate) struct Attach(bool);
+
+impl Attach {
+    /// Whether the kevent was attached ([`Built::attached`]) rather than finished at once.
+    pub(crate) fn is_attached(&self) -> bool {
+        self.0
+    }
+}
 
 /// How a notification's result combines with the one accumulated since the last delivery.
 #[derive(Clone, Copy)]

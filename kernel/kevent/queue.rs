@@ -30,7 +30,7 @@
 
 use crate::{
     abi::*,
-    event::{Attach, Kevent, Key, NewKevent, Request, Wake, READY},
+    event::{Kevent, Key, NewKevent, Request, Wake, READY},
     index::KeventIndex,
     limit::UserRef,
     source::{Info, Source},
@@ -269,9 +269,9 @@ impl Queue {
         );
         match src.attach(new, uk, more, index) {
             // `Attach` is only made from what `build` made: `built` holds the kevent.
-            Ok(Attach(attached)) => {
+            Ok(attach) => {
                 let item = built.ok_or(EINVAL)?;
-                if attached {
+                if attach.is_attached() {
                     item.set_attached(index);
                 }
                 index.table.insert(item);
