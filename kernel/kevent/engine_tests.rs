@@ -71,7 +71,10 @@ impl Attached for FakeAttached {
 
 impl Source for FakeSource {
     fn info(&self) -> Info {
-        Info::new(FAKE_TYPE, IN | OUT)
+        Info {
+            rechecks: true,
+            ..Info::new(FAKE_TYPE, IN | OUT)
+        }
     }
 
     fn check(&self, uk: &Ukevent) -> Result {

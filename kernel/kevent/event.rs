@@ -101,6 +101,10 @@ pub(crate) struct KeventOf<A: ?Sized> {
     pub(crate) key: Key,
     /// Its source makes every kevent oneshot ([`Info::oneshot`]), whatever its request says.
     pub(crate) oneshot: bool,
+    /// Its source has level state ([`Info::rechecks`]).
+    pub(crate) rechecks: bool,
+    /// Its source's [`Attached::delivering`] is called ([`NewKevent::with_delivering`]).
+    pub(crate) delivering: bool,
     /// A positive errno with which `KEVENT_CTL_REMOVE` and the close of the descriptor the
     /// kevent follows report it, if not already notified ([`Info::cancel_errno`]); 0: they
     /// remove it silently.
@@ -156,6 +160,8 @@ pub(crate) struct NewKevent<'a> {
     key: Key,
     req: Request,
     oneshot: bool,
+    rechecks: bool,
+    delivering: bool,
     cancel_errno: i32,
     charge: Charge,
     /// Where [`NewKevent::build`] leaves the index's reference, for the core.
@@ -178,6 +184,8 @@ impl<'a> NewKevent<'a> {
             key,
             req,
             oneshot: info.oneshot,
+            rechecks: info.rechecks,
+            delivering: false,
             // Cancellation is for requests: a cancelled kevent must leave at its delivery.
             cancel_errno: if info.oneshot { info.cancel_errno } else { 0 },
             charge,
@@ -189,6 +197,15 @@ impl<'a> NewKevent<'a> {
     /// [`LockedBy`]).
     pub(crate) fn queue(&self) -> ArcBorrow<'a, Queue> {
         self.queue
+    }
+
+    /// The kevent's source's side counts or re-arms at delivery: [`Attached::delivering`] is
+    /// called when something fired (never otherwise).
+    pub(crate) fn with_delivering(self) -> Self {
+        NewKevent {
+            delivering: true,
+            ..self
+        }
     }
 
     /// Allocates the kevent, with `src` as the source's side of it. The core indexes it once
@@ -203,6 +220,8 @@ impl<'a> NewKevent<'a> {
             try_pin_init!(KeventOf::<A> {
                 key: self.key,
                 oneshot: self.oneshot,
+                rechecks: self.rechecks,
+                delivering: self.delivering,
                 cancel_errno: self.cancel_errno,
                 queue: queue.into(),
                 ready_links <- ListLinksSelfPtr::new(),

@@ -307,6 +307,7 @@ impl Source for ExternSource {
             oneshot: ops.oneshot,
             cancel_errno: ops.cancel_errno,
             batches: ops.flush.is_some(),
+            rechecks: ops.recheck.is_some(),
         }
     }
 

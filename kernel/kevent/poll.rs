@@ -51,7 +51,10 @@ const POLL_EVENTS: u32 = bindings::POLLIN
 
 impl Source for PollSource {
     fn info(&self) -> Info {
-        Info::new(KEVENT_TYPE_POLL, POLL_EVENTS)
+        Info {
+            rechecks: true,
+            ..Info::new(KEVENT_TYPE_POLL, POLL_EVENTS)
+        }
     }
 
     fn check(&self, uk: &Ukevent) -> Result {

@@ -6,10 +6,9 @@
 //!
 //! * `Queue::index` (a mutex) guards the index of all kevents of the queue (a hash table keyed by
 //!   [`Key`]: `(type, id)`, and `user_data` for the sources keyed by it; see `index.rs`) and each
-//!   kevent's
-//!   `attached` (its source's side). It is held by every
-//!   `kevent_ctl()` command, by delivery in `kevent_get_events()` and by release: these may
-//!   sleep (allocation, `->poll`, cancelling a timer).
+//!   kevent's `attached` (its source's side). It is held for a whole `kevent_ctl()` batch
+//!   (`syscalls::apply`), by delivery in `kevent_get_events()` and by release: these may sleep
+//!   (allocation, `->poll`, cancelling a timer).
 //! * `Queue::ready` (an interrupt-safe spinlock) guards the ready list, its count and each
 //!   kevent's delivery `state`. The notification path takes it, from any context.
 //! * A storage's list lock (interrupt-safe spinlock) guards the kevents registered on one source
@@ -228,10 +227,35 @@ impl Queue {
         src.check(uk)
     }
 
-    /// `KEVENT_CTL_ADD` of one kevent; `more` is the batch hint for its source (see
-    /// [`Source::attach`]).
+    /// `KEVENT_CTL_ADD` of one kevent (see [`Queue::add_locked`]).
+    #[cfg_attr(not(CONFIG_KEVENT_KUNIT_TEST), allow(dead_code))]
     pub(crate) fn add(
         self: ArcBorrow<'_, Self>,
+        src: &dyn Source,
+        uk: &Ukevent,
+        more: bool,
+    ) -> Result {
+        self.add_locked(&mut self.index.lock(), src, uk, more)
+    }
+
+    /// `KEVENT_CTL_REMOVE` of one kevent (see [`Queue::remove_locked`]).
+    #[cfg_attr(not(CONFIG_KEVENT_KUNIT_TEST), allow(dead_code))]
+    pub(crate) fn remove(&self, src: &dyn Source, uk: &Ukevent) -> Result {
+        self.remove_locked(&mut self.index.lock(), src, uk)
+    }
+
+    /// `KEVENT_CTL_MODIFY` of one kevent (see [`Queue::modify_locked`]).
+    #[cfg_attr(not(CONFIG_KEVENT_KUNIT_TEST), allow(dead_code))]
+    pub(crate) fn modify(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
+        self.modify_locked(&mut self.index.lock(), src, uk)
+    }
+
+    /// `KEVENT_CTL_ADD` of one kevent, under `index`, this queue's index (a `kevent_ctl()` batch
+    /// holds it for all its entries, see `syscalls::apply`); `more` is the batch hint for its
+    /// source (see [`Source::attach`]).
+    pub(crate) fn add_locked(
+        self: ArcBorrow<'_, Self>,
+        index: &mut Index,
         src: &dyn Source,
         uk: &Ukevent,
         more: bool,
@@ -239,11 +263,55 @@ impl Queue {
         let info = src.info();
         Self::check(src, &info, uk)?;
         let key = Key::of(uk, &info);
-        let mut index = self.index.lock();
         if index.table.contains(&key) {
             return Err(EEXIST);
         }
-        self.attach(&mut index, src, &info, key, uk, more)
+        self.attach(index, src, &info, key, uk, more)
+    }
+
+    /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`, under `index`.
+    ///
+    /// A kevent of a source with a cancel errno is cancelled rather than dropped (see
+    /// [`Queue::cancel`]).
+    pub(crate) fn remove_locked(
+        &self,
+        index: &mut Index,
+        src: &dyn Source,
+        uk: &Ukevent,
+    ) -> Result {
+        let key = Key::of(uk, &src.info());
+        let kevent = index.table.remove(&key).ok_or(ENOENT)?;
+        if kevent.cancel_errno != 0 {
+            self.cancel(index, &kevent);
+        } else {
+            self.detach(index, &kevent);
+        }
+        Ok(())
+    }
+
+    /// `KEVENT_CTL_MODIFY` of one kevent, under `index`: new mask, flags and cookie; re-armed.
+    ///
+    /// The kevent is replaced: the old one is detached and removed (what fired under the old
+    /// request is forgotten), and a new one attached with the new request, under the same hold
+    /// of the index. If that fails the kevent is gone, and the entry reports why.
+    ///
+    /// `EINVAL` for a source keyed by `user_data`: the new cookie would be a new key.
+    pub(crate) fn modify_locked(
+        self: ArcBorrow<'_, Self>,
+        index: &mut Index,
+        src: &dyn Source,
+        uk: &Ukevent,
+    ) -> Result {
+        let info = src.info();
+        if info.keyed_by_user_data {
+            return Err(EINVAL);
+        }
+        Self::check(src, &info, uk)?;
+        let key = Key::of(uk, &info);
+        let old = index.table.remove(&key).ok_or(ENOENT)?;
+        self.detach(index, &old);
+        drop(old);
+        self.attach(index, src, &info, key, uk, false)
     }
 
     /// Builds and attaches a kevent with the free `key` for `uk` (through its source `src`), and
@@ -286,43 +354,6 @@ impl Queue {
                 Err(e)
             }
         }
-    }
-
-    /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`.
-    ///
-    /// A kevent of a source with a cancel errno is cancelled rather than dropped (see
-    /// [`Queue::cancel`]).
-    pub(crate) fn remove(&self, src: &dyn Source, uk: &Ukevent) -> Result {
-        let key = Key::of(uk, &src.info());
-        let mut index = self.index.lock();
-        let kevent = index.table.remove(&key).ok_or(ENOENT)?;
-        if kevent.cancel_errno != 0 {
-            self.cancel(&mut index, &kevent);
-        } else {
-            self.detach(&mut index, &kevent);
-        }
-        Ok(())
-    }
-
-    /// `KEVENT_CTL_MODIFY` of one kevent: new mask, flags and cookie; re-armed.
-    ///
-    /// The kevent is replaced: the old one is detached and removed (what fired under the old
-    /// request is forgotten), and a new one attached with the new request, under the same hold
-    /// of the index. If that fails the kevent is gone, and the entry reports why.
-    ///
-    /// `EINVAL` for a source keyed by `user_data`: the new cookie would be a new key.
-    pub(crate) fn modify(self: ArcBorrow<'_, Self>, src: &dyn Source, uk: &Ukevent) -> Result {
-        let info = src.info();
-        if info.keyed_by_user_data {
-            return Err(EINVAL);
-        }
-        Self::check(src, &info, uk)?;
-        let key = Key::of(uk, &info);
-        let mut index = self.index.lock();
-        let old = index.table.remove(&key).ok_or(ENOENT)?;
-        self.detach(&mut index, &old);
-        drop(old);
-        self.attach(&mut index, src, &info, key, uk, false)
     }
 
     /// Removes `kevent` from its queue if it is still there (its descriptor was closed).
@@ -529,10 +560,15 @@ impl Queue {
                 let mut events = t.fired;
                 if t.broken.is_none() && kevent.is_attached(&index) {
                     let src = &kevent.src;
-                    if t.fired != 0 && src.wants_delivering() {
+                    if t.fired != 0 && kevent.delivering {
                         t.data = src.delivering(kevent, t.data, &mut index);
                     }
-                    if let Some(now) = src.recheck(kevent, t.req.event, &mut t.data, &index) {
+                    let now = if kevent.rechecks {
+                        src.recheck(kevent, t.req.event, &mut t.data, &index)
+                    } else {
+                        None
+                    };
+                    if let Some(now) = now {
                         // Report what is ready now, not what was once.
                         events = now & t.req.event;
                         t.still_ready = level && events != 0;
@@ -592,14 +628,15 @@ impl Queue {
                     if t.oneshot || t.broken.is_some() {
                         // Still in the index, unless it was cancelled: then it is detached
                         // already, and its key may name a new kevent.
-                        match index.table.remove_kevent(&t.item) {
-                            Some(kevent) => {
-                                drop(t.item);
-                                self.detach(&mut index, &kevent);
-                            }
-                            // Cancelled: its charge was all it had left.
-                            None => t.item.uncharge(&mut index),
+                        if let Some(kevent) = index.table.remove_kevent(&t.item) {
+                            // Out of the index, so only its source can notify it, and not once
+                            // detached. Until then `t.item` keeps it off the ready list (it is
+                            // being delivered), so it never gets there again, and is not
+                            // unlinked from it, unlike what `KEVENT_CTL_REMOVE` detaches.
+                            kevent.detach_src(&mut index);
                         }
+                        // Cancelled, or just removed: its charge is all it has left.
+                        t.item.uncharge(&mut index);
                         continue;
                     }
                 }

@@ -40,6 +40,9 @@ pub(crate) struct Info {
     pub(crate) cancel_errno: i32,
     /// The source takes batch hints ([`Source::attach`]'s `more`, and [`Source::flush`]).
     pub(crate) batches: bool,
+    /// The source's kevents have level state: [`Attached::recheck`] is called at each delivery
+    /// (never otherwise).
+    pub(crate) rechecks: bool,
 }
 
 impl Info {
@@ -53,6 +56,7 @@ impl Info {
             oneshot: false,
             cancel_errno: 0,
             batches: false,
+            rechecks: false,
         }
     }
 }
@@ -103,7 +107,8 @@ pub(crate) trait Source: Sync {
     /// A run of consecutive `KEVENT_CTL_ADD` entries with the same type, id and event, attached
     /// with `more` (all but the last), ended with `uk`: flushes out what they held back. Called
     /// once per run after its last entry, whether or not that entry, or any of the run, was
-    /// added. Process context, may sleep.
+    /// added. Process context, may sleep; under the queue's index mutex (held for the whole
+    /// batch).
     fn flush(&self, _uk: &Ukevent) {}
 }
 
@@ -123,7 +128,8 @@ pub(crate) trait Attached: Send + Sync {
     /// Level-triggered re-check at delivery: the events of the kevent's request that are ready
     /// now, or [`None`] if the source has no level state (its events are reported as they
     /// fired, once). A source whose result is level state too (a socket's pending error) may
-    /// replace the result to report, `data`. Only while attached. Process context, may sleep.
+    /// replace the result to report, `data`. Only while attached, and only for a source whose
+    /// [`Info::rechecks`] is set. Process context, may sleep.
     fn recheck(
         &self,
         _kevent: &Kevent,
@@ -134,14 +140,12 @@ pub(crate) trait Attached: Send + Sync {
         None
     }
 
-    /// Whether [`Attached::delivering`] must be called.
-    fn wants_delivering(&self) -> bool {
-        false
-    }
-
     /// The kevent is about to be delivered with result `data`: returns the result to report.
     /// A source that counts lazily adds to it here, and may re-arm (a periodic timer does
-    /// both). Only while attached. Process context, may sleep.
+    /// both). Only while attached, when something fired, and only for a kevent built with
+    /// [`NewKevent::with_delivering`]. Process context, may sleep.
+    ///
+    /// [`NewKevent::with_delivering`]: crate::event::NewKevent::with_delivering
     fn delivering(&self, _kevent: &Kevent, data: i64, _index: &mut Index) -> i64 {
         data
     }

@@ -7,7 +7,7 @@
 
 use crate::{
     abi::*,
-    queue::{Queue, Sink},
+    queue::{Index, Queue, Sink},
     source::Source,
 };
 use core::mem::{size_of, MaybeUninit};
@@ -78,6 +78,7 @@ fn init(flags: u32) -> Result<usize> {
 /// `more` is the batch hint of an added entry.
 fn ctl_one(
     queue: ArcBorrow<'_, Queue>,
+    index: &mut Index,
     cmd: c_uint,
     uk: &Ukevent,
     src: Option<&dyn Source>,
@@ -88,9 +89,9 @@ fn ctl_one(
     }
     match cmd {
         // No source for the type: nothing of that type can be registered.
-        KEVENT_CTL_REMOVE => queue.remove(src.ok_or(ENOENT)?, uk),
-        KEVENT_CTL_ADD => queue.add(src.ok_or(EINVAL)?, uk, more),
-        _ => queue.modify(src.ok_or(EINVAL)?, uk),
+        KEVENT_CTL_REMOVE => queue.remove_locked(index, src.ok_or(ENOENT)?, uk),
+        KEVENT_CTL_ADD => queue.add_locked(index, src.ok_or(EINVAL)?, uk, more),
+        _ => queue.modify_locked(index, src.ok_or(EINVAL)?, uk),
     }
 }
 
@@ -100,7 +101,10 @@ fn same_run(a: &Ukevent, b: &Ukevent) -> bool {
 }
 
 /// Applies the entries of a `kevent_ctl()` batch in order, with the sources `source_of` finds,
-/// writing each one's result into it; returns how many took effect.
+/// writing each one's result into it; returns how many took effect. The whole batch is applied
+/// under one hold of the queue's index mutex, as `epoll_ctl()` holds `ep->mtx` for its one entry
+/// (a batch has at most `KEVENT_CTL_MAX_BATCH` entries, so a delivery waits for one batch at
+/// most), and the sources' [`Source::flush`] runs under it too.
 ///
 /// The batch hint: an added entry whose source takes hints ([`Info::batches`]) and whose next
 /// entry has the same type, id and event is attached with `more`, and the source's
@@ -112,6 +116,7 @@ pub(crate) fn apply(
     batch: &mut [Ukevent],
     source_of: fn(u32) -> Option<&'static dyn Source>,
 ) -> usize {
+    let mut index = queue.index.lock();
     let mut done = 0;
     // The previous entry was added with `more`: this one ends or continues its run.
     let mut in_run = false;
@@ -122,7 +127,7 @@ pub(crate) fn apply(
         };
         let src = source_of(uk.0.type_);
         let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|s| s.info().batches);
-        match ctl_one(queue, cmd, uk, src, more) {
+        match ctl_one(queue, &mut index, cmd, uk, src, more) {
             Ok(()) => {
                 uk.0.ret_flags = KEVENT_RET_DONE;
                 uk.0.ret_data = 0;

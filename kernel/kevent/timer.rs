@@ -64,6 +64,12 @@ impl Source for TimerSource {
         index: &mut Index,
     ) -> Result<Attach> {
         let queue = new.queue();
+        // A periodic timer counts the periods that passed, and re-arms, at delivery.
+        let new = if uk.0.arg[1] != 0 {
+            new.with_delivering()
+        } else {
+            new
+        };
         let built = new.build(try_pin_init!(TimerKevent {
             timer <- HrTimer::new(),
             // Bounded by `MAX_NS` in `check`.
@@ -142,11 +148,6 @@ impl Attached for TimerKevent {
         drop(handle);
         let me = self.me.access_mut(index).take();
         drop(me);
-    }
-
-    fn wants_delivering(&self) -> bool {
-        // A oneshot timer's count is its expirations, as notified: nothing to add or re-arm.
-        self.period != 0
     }
 
     fn delivering(&self, _kevent: &Kevent, data: i64, index: &mut Index) -> i64 {
