@@ -8,6 +8,9 @@
 //! of expirations since the previous delivery in `ret_data`. A timer is its own storage: the
 //! hrtimer callback (hard interrupt context) notifies its one kevent directly.
 //!
+//! A timer armed with a first expiry that has passed fires in `kevent_ctl()` itself, without an
+//! hrtimer: its event is ready when the call returns.
+//!
 //! A periodic timer is not restarted from its callback: like timerfd, it is re-armed when its
 //! event is delivered, counting the periods that passed meanwhile. So a tiny period costs one
 //! interrupt per delivery, not a storm of interrupts.
@@ -103,18 +106,29 @@ struct TimerKevent {
 
 impl TimerKevent {
     /// Starts the timer of `kevent` as `uk` says. Process context.
+    ///
+    /// A first expiry that has passed already fires here and now, as the timer's callback would
+    /// at once: starting an hrtimer in the past only raises its interrupt, after an rbtree
+    /// insert that the interrupt undoes. A periodic timer is then re-armed at delivery, as after
+    /// any expiry.
     fn arm(kevent: &Arc<KeventOf<TimerKevent>>, uk: &Ukevent, index: &mut Index) {
         let u = &uk.0;
         // Bounded by `MAX_NS` in `check`.
         let first = u.arg[0] as i64;
+        let now = Instant::<Monotonic>::now();
         let expires = if u.req_flags & KEVENT_REQ_ABSTIME != 0 {
-            Instant::<Monotonic>::from_nanos(first).unwrap_or(Instant::now())
+            Instant::<Monotonic>::from_nanos(first).unwrap_or(now)
         } else {
-            Instant::<Monotonic>::now() + Delta::from_nanos(first)
+            now + Delta::from_nanos(first)
         };
         let this = &kevent.src;
         if this.period != 0 {
             *this.me.access_mut(index) = Some(kevent.clone());
+        }
+        if expires.as_nanos() <= now.as_nanos() {
+            this.fired_at.store(expires.as_nanos(), ordering::Release);
+            Kevent::notify(kevent.as_arc_borrow(), KEVENT_TIMER_FIRED, 1);
+            return;
         }
         let handle = kevent.clone().start(expires);
         *this.handle.access_mut(index) = Some(handle);

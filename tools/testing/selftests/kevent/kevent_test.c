@@ -419,10 +419,32 @@ TEST(timer_absolute)
 	ASSERT_EQ(0, add1(kfd, timer_ev(1, deadline, 0, KEVENT_REQ_ABSTIME)));
 	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
 	EXPECT_LE(deadline, now_ns());
-	/* An absolute time in the past fires at once. */
+	/* An absolute time in the past fires in kevent_ctl(): ready at once. */
 	ASSERT_EQ(0, add1(kfd, timer_ev(2, 1, 0, KEVENT_REQ_ABSTIME)));
-	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	ASSERT_EQ(1, poll_now(kfd, ev, 1));
 	EXPECT_EQ(2, ev[0].id);
+	EXPECT_EQ(1, ev[0].ret_data);
+	close(kfd);
+}
+
+TEST(timer_periodic_from_the_past)
+{
+	struct ukevent ev[1];
+	long long start = now_ns() - 25000000, t;
+	int kfd = kevent_init(0);
+
+	ASSERT_LE(0, kfd);
+	/* First expiry 25 ms ago, period 20 ms: it fired in kevent_ctl(). */
+	ASSERT_EQ(0, add1(kfd, timer_ev(1, start, 20000000, KEVENT_REQ_ABSTIME)));
+	ASSERT_EQ(1, poll_now(kfd, ev, 1));
+	t = now_ns();
+	/* Counted at delivery: the expiries at start and start + 20 ms, and more if stalled. */
+	EXPECT_LE(2, ev[0].ret_data);
+	EXPECT_GE((t - start) / 20000000 + 1, ev[0].ret_data);
+	/* Re-armed on the period's grid (start + 40 ms or later), not from the delivery. */
+	ASSERT_EQ(1, sys_kevent_get_events(kfd, 1, 1, NULL, ev, 0));
+	EXPECT_LE(start + 40000000, now_ns());
+	EXPECT_LE(1, ev[0].ret_data);
 	close(kfd);
 }
 
