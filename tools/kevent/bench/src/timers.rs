@@ -36,13 +36,26 @@ use crate::stats::{self, num, per, ratio, Table};
 use crate::sys;
 use crate::{Env, Need};
 
-/// The expiries are spread over this window from the start of arming.
+/// The expiries are spread over this window from the start of arming (unless
+/// `KEVENT_BENCH_TIMERS_WINDOW_MS` says otherwise, see [`window`]).
 pub const WINDOW: Duration = Duration::from_millis(20);
+
+/// The window of this run: [`WINDOW`], or `KEVENT_BENCH_TIMERS_WINDOW_MS`
+/// milliseconds. A window longer than the arming (seconds for 100k timers)
+/// arms every timer before its deadline, so that a profile of the case
+/// (`dev/kevent iprofile`) counts the work of timers that expire through
+/// their hrtimer; the wall times are then the window's.
+fn window() -> Duration {
+    std::env::var("KEVENT_BENCH_TIMERS_WINDOW_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(WINDOW, Duration::from_millis)
+}
 const STALL: Duration = Duration::from_secs(30);
 
-fn offset(i: usize, n: usize) -> Duration {
+fn offset(i: usize, n: usize, w: Duration) -> Duration {
     let slot = (i as u128 * 7919) % n as u128;
-    Duration::from_nanos((slot * WINDOW.as_nanos() / n as u128) as u64)
+    Duration::from_nanos((slot * w.as_nanos() / n as u128) as u64)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -67,11 +80,11 @@ const CHUNK: usize = 1024;
 
 /// The share of `n` timers whose deadline had passed when the arming of
 /// their chunk ended: chunk `k` (timers `k * CHUNK ..`) ended at `ends[k]`.
-fn late(base: Duration, n: usize, ends: &[Duration]) -> f64 {
+fn late(base: Duration, n: usize, w: Duration, ends: &[Duration]) -> f64 {
     let late = (0..n)
         .filter(|&j| {
             ends.get(j / CHUNK)
-                .is_some_and(|&end| base + offset(j, n) <= end)
+                .is_some_and(|&end| base + offset(j, n, w) <= end)
         })
         .count();
     late as f64 / n as f64
@@ -81,15 +94,17 @@ fn late(base: Duration, n: usize, ends: &[Duration]) -> f64 {
 struct Collect {
     base: Duration,
     n: usize,
+    w: Duration,
     seen: Vec<bool>,
     got: usize,
 }
 
 impl Collect {
-    fn new(base: Duration, n: usize) -> Collect {
+    fn new(base: Duration, n: usize, w: Duration) -> Collect {
         Collect {
             base,
             n,
+            w,
             seen: vec![false; n],
             got: 0,
         }
@@ -104,7 +119,7 @@ impl Collect {
         if self.seen[i] {
             return Err(format!("timer {i} reported twice"));
         }
-        let deadline = self.base + offset(i, self.n);
+        let deadline = self.base + offset(i, self.n, self.w);
         if deadline > now {
             return Err(format!(
                 "timer {i} reported {:?} before its deadline",
@@ -139,6 +154,7 @@ fn sample(n: usize, t_arm: Duration, t_total: Duration, sc: u64, late: f64) -> S
 }
 
 fn run_kevent(n: usize) -> Result<Sample, String> {
+    let w = window();
     let q = Queue::new().map_err(|e| format!("kevent queue: {e}"))?;
     let mut events = Events::with_capacity(BATCH);
     let mut batch: Vec<Request> = Vec::with_capacity(CHUNK);
@@ -147,14 +163,14 @@ fn run_kevent(n: usize) -> Result<Sample, String> {
     let sc0 = sys::syscalls();
     let base = sys::mono_now();
     let t0 = Instant::now();
-    let mut c = Collect::new(base, n);
+    let mut c = Collect::new(base, n, w);
     let mut i = 0;
     while i < n {
         let end = (i + CHUNK).min(n);
         batch.clear();
         batch.extend(
             (i..end).map(|j| {
-                Request::timer_at(j as u64, base + offset(j, n), None).user_data(j as u64)
+                Request::timer_at(j as u64, base + offset(j, n, w), None).user_data(j as u64)
             }),
         );
         let k = sys::kq_add(&q, &mut batch).map_err(|e| format!("kevent_ctl(ADD): {e}"))?;
@@ -192,10 +208,11 @@ fn run_kevent(n: usize) -> Result<Sample, String> {
     let t_total = t0.elapsed();
     let sc = sys::syscalls() - sc0;
     drop(q);
-    Ok(sample(n, t_arm, t_total, sc, late(base, n, &ends)))
+    Ok(sample(n, t_arm, t_total, sc, late(base, n, w, &ends)))
 }
 
 fn run_timerfd(n: usize) -> Result<Sample, String> {
+    let w = window();
     let ep = sys::epoll_create().map_err(|e| format!("epoll_create1: {e}"))?;
     let ep = ep.as_raw_fd();
     let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
@@ -206,10 +223,10 @@ fn run_timerfd(n: usize) -> Result<Sample, String> {
     let sc0 = sys::syscalls();
     let base = sys::mono_now();
     let t0 = Instant::now();
-    let mut c = Collect::new(base, n);
+    let mut c = Collect::new(base, n, w);
     for j in 0..n {
         let fd = sys::timerfd_create().map_err(|e| format!("timerfd_create: {e}"))?;
-        sys::timerfd_settime_abs(fd.as_raw_fd(), base + offset(j, n))
+        sys::timerfd_settime_abs(fd.as_raw_fd(), base + offset(j, n, w))
             .map_err(|e| format!("timerfd_settime: {e}"))?;
         sys::epoll_ctl(
             ep,
@@ -253,10 +270,11 @@ fn run_timerfd(n: usize) -> Result<Sample, String> {
     let t_total = t0.elapsed();
     let sc = sys::syscalls() - sc0;
     drop(fds);
-    Ok(sample(n, t_arm, t_total, sc, late(base, n, &ends)))
+    Ok(sample(n, t_arm, t_total, sc, late(base, n, w, &ends)))
 }
 
 fn run_uring(n: usize) -> Result<Sample, String> {
+    let w = window();
     let mut ring = sys::new_ring(1024, n.clamp(4096, 65536) as u32)
         .map_err(|e| format!("io_uring_setup: {e}"))?;
     // The timespecs must stay put until submitted: allocated once, filled
@@ -267,9 +285,9 @@ fn run_uring(n: usize) -> Result<Sample, String> {
     let sc0 = sys::syscalls();
     let base = sys::mono_now();
     let t0 = Instant::now();
-    let mut c = Collect::new(base, n);
+    let mut c = Collect::new(base, n, w);
     for (j, t) in ts.iter_mut().enumerate() {
-        *t = types::Timespec::from(base + offset(j, n));
+        *t = types::Timespec::from(base + offset(j, n, w));
     }
     for (j, t) in ts.iter().enumerate() {
         let sqe = opcode::Timeout::new(t as *const types::Timespec)
@@ -309,7 +327,7 @@ fn run_uring(n: usize) -> Result<Sample, String> {
     let sc = sys::syscalls() - sc0;
     drop(ring);
     drop(ts);
-    Ok(sample(n, t_arm, t_total, sc, late(base, n, &ends)))
+    Ok(sample(n, t_arm, t_total, sc, late(base, n, w, &ends)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -348,6 +366,13 @@ impl Mech {
 }
 
 pub fn sizes(quick: bool) -> Vec<usize> {
+    // For profiling one size alone: KEVENT_BENCH_TIMERS_N=100000.
+    if let Some(n) = std::env::var("KEVENT_BENCH_TIMERS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return vec![n];
+    }
     if quick {
         vec![1000, 10_000]
     } else {
@@ -371,7 +396,7 @@ pub fn run(env: &Env) -> String {
          submission, 1024 timerfds); such a timer expires at once (an \
          hrtimer interrupt for timerfd and io_uring; in kevent_ctl() itself \
          for kevent). Ratios are to timerfd + epoll (medians). {} runs each.\n",
-        WINDOW.as_millis(),
+        window().as_millis(),
         env.runs
     );
     for n in sizes(env.quick) {
