@@ -494,6 +494,31 @@ impl Queue {
         }
     }
 
+    /// Settles delivered kevents (`checks`, then `check`), under `ready`: those notified again
+    /// while they were being delivered stay ready (they go to `requeue`; returns how many). The
+    /// others leave the ready list: their reference is dropped under `ready`, so that a
+    /// notification either saw them queued (and left its events in their state, seen here) or
+    /// finds them free to queue.
+    fn settle(
+        ready: &mut ReadyList,
+        checks: &mut KVec<ListArc<Kevent, READY>>,
+        check: &mut List<Kevent, READY>,
+        requeue: &mut List<Kevent, READY>,
+    ) -> usize {
+        let mut n = 0;
+        let mut rest = checks.drain_all();
+        while let Some(item) = rest.next().or_else(|| check.pop_front()) {
+            let st = item.state.access_mut(ready);
+            if st.fired != 0 || st.broken.is_some() {
+                requeue.push_back(item);
+                n += 1;
+            } else {
+                drop(item);
+            }
+        }
+        n
+    }
+
     /// Delivers up to `max_nr` ready kevents to `sink`.
     ///
     /// Kevents are taken off the head of the ready list, with their state, up to
@@ -505,9 +530,9 @@ impl Queue {
         let mut batch = core::mem::take(&mut index.scratch);
         let mut staging = core::mem::take(&mut index.staging);
         let mut checks = core::mem::take(&mut index.checks);
-        // Kevents to queue again at the end of the call, and ones to decide about at the end of
-        // the round (queue again if notified meanwhile, else leave the ready list): `checks`,
-        // and `check` for any beyond its room (there are none: it has room for a round).
+        // Kevents to queue again at the end of the call, and delivered ones to settle at the next
+        // hold of `ready` (the next round's, or the last one's): `checks`, and `check` for any
+        // beyond its room (there are none: it has room for a round).
         let mut requeue = List::<Kevent, READY>::new();
         let mut nr_requeue = 0;
         let mut check = List::<Kevent, READY>::new();
@@ -519,6 +544,7 @@ impl Queue {
         while delivered < max_nr && fault.is_none() {
             {
                 let mut ready = self.ready.lock();
+                nr_requeue += Self::settle(&mut ready, &mut checks, &mut check, &mut requeue);
                 let want = (max_nr - delivered).min(batch.capacity());
                 while batch.len() < want {
                     let Some(item) = ready.list.pop_front() else {
@@ -647,35 +673,25 @@ impl Queue {
                     check.push_back(item);
                 }
             }
-            // Keep ready the kevents notified again while they were being delivered. The others
-            // are dropped under `ready`, so that a notification either saw them queued (and left
-            // its events in their state, seen here) or finds them free to queue.
-            if !checks.is_empty() || !check.is_empty() {
-                let mut ready = self.ready.lock();
-                let mut rest = checks.drain_all();
-                while let Some(item) = rest.next().or_else(|| check.pop_front()) {
-                    let st = item.state.access_mut(&mut ready);
-                    if st.fired != 0 || st.broken.is_some() {
-                        requeue.push_back(item);
-                        nr_requeue += 1;
-                    } else {
-                        drop(item);
-                    }
-                }
-            }
         }
-        index.scratch = batch;
-        index.staging = staging;
-        index.checks = checks;
-        // Undelivered kevents go back first, in order; re-armed level ones at the tail.
-        let more = {
+        // The last round's kevents are settled with the rest: undelivered kevents go back first,
+        // in order; re-armed level ones, and the delivered ones notified meanwhile, at the tail.
+        // With none of these, `ready` is only needed to pass a wake-up on to another waiter.
+        let pending = !checks.is_empty() || !check.is_empty() || nr_back + nr_requeue > 0;
+        let more = if pending || self.wait.has_waiters() {
             let mut ready = self.ready.lock();
+            nr_requeue += Self::settle(&mut ready, &mut checks, &mut check, &mut requeue);
             back.push_all_back(&mut ready.list);
             core::mem::swap(&mut back, &mut ready.list);
             ready.list.push_all_back(&mut requeue);
             ready.nr += nr_back + nr_requeue;
             ready.nr > 0
+        } else {
+            false
         };
+        index.scratch = batch;
+        index.staging = staging;
+        index.checks = checks;
         drop(index);
         if more {
             self.wake(Wake::One);

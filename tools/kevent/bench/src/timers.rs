@@ -168,11 +168,9 @@ fn run_kevent(n: usize) -> Result<Sample, String> {
     while i < n {
         let end = (i + CHUNK).min(n);
         batch.clear();
-        batch.extend(
-            (i..end).map(|j| {
-                Request::timer_at(j as u64, base + offset(j, n, w), None).user_data(j as u64)
-            }),
-        );
+        batch.extend((i..end).map(|j| {
+            Request::timer_at(j as u64, base + offset(j, n, w), None).user_data(j as u64)
+        }));
         let k = sys::kq_add(&q, &mut batch).map_err(|e| format!("kevent_ctl(ADD): {e}"))?;
         if k != batch.len() {
             let e = batch.iter().find_map(|r| r.result().err());
