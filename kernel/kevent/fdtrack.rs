@@ -15,27 +15,23 @@
 //! `WATCHES` alone, then each queue's `index` alone.
 
 //!
-//! The registry is a hash table of intrusive lists keyed by the file, under one global mutex:
-//! each kevent links itself (list id [`FDTRACK`]), so a registration allocates nothing but,
-//! now and then, a larger table (it doubles above one registration per bucket and halves below
-//! a quarter, as a queue's index does). A file's registrations are in one bucket, so the close
-//! path walks one bucket of about one registration.
+//! The registry is a hash table of intrusive lists keyed by the file ([`HashLists`], as a queue's
+//! index), under one global mutex: each kevent links itself (list id [`FDTRACK`]), so a
+//! registration allocates nothing but, now and then, a larger table. A file's registrations are
+//! in one bucket, so the close path walks one bucket of about one registration.
 
-use crate::{event::Kevent, queue::Queue};
+use crate::{event::Kevent, hashlist::HashLists, queue::Queue};
 use kernel::{
     bindings,
     ffi::c_void,
     fs::File,
-    list::{List, ListArc},
+    list::ListArc,
     prelude::*,
     sync::{Arc, ArcBorrow, GlobalGuard, GlobalLockedBy},
 };
 
 /// List id of the registry of registrations by descriptor.
 pub(crate) const FDTRACK: u64 = 3;
-
-/// The fewest buckets of a table that has any.
-const MIN_BUCKETS: usize = 64;
 
 /// A kevent's registration by descriptor, while it is in the registry.
 #[derive(Clone, Copy, Default)]
@@ -52,54 +48,38 @@ pub(crate) type TrackedBy = GlobalLockedBy<Tracked, WATCHES>;
 
 /// The registrations by descriptor of all queues, by file.
 pub(crate) struct Registry {
-    /// A power of two of lists, or none before the first registration.
-    buckets: KVVec<List<Kevent, FDTRACK>>,
-    /// `64 - log2(buckets.len())`.
-    shift: u32,
-    /// The number of registrations.
-    nr: usize,
+    table: HashLists<FDTRACK>,
 }
 
 kernel::sync::global_lock! {
     // SAFETY: Initialised in the module initialiser, before any kevent system call can run.
     pub(crate) unsafe(uninit) static WATCHES: Mutex<Registry> = Registry {
-        buckets: KVVec::new(),
-        shift: 64,
-        nr: 0,
+        table: HashLists::new(),
     };
 }
 
-/// The bucket of `file` in a table whose `shift` is `shift`.
-fn slot_of(file: usize, shift: u32) -> usize {
+/// The hash of the file `file` (a `struct file *`).
+fn hash(file: usize) -> u64 {
     const M: u64 = 0x9e37_79b9_7f4a_7c15;
     // Files come from a slab: their low bits say little.
-    ((file as u64 >> 6).wrapping_mul(M))
-        .checked_shr(shift)
-        .unwrap_or(0) as usize
+    (file as u64 >> 6).wrapping_mul(M)
 }
 
-/// Moves every registration into a table of `n` buckets (a power of two).
-fn resize(guard: &mut WatchesGuard, n: usize) -> Result {
-    let mut buckets = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-    for _ in 0..n {
-        // Cannot fail: the capacity is `n`.
-        buckets
-            .push_within_capacity(List::new())
-            .map_err(|_| ENOMEM)?;
-    }
-    let shift = 64 - n.trailing_zeros();
-    let mut old = core::mem::replace(&mut guard.buckets, KVVec::new());
-    for list in old.iter_mut() {
-        while let Some(item) = list.pop_front() {
-            let slot = slot_of(item.tracked.as_ref(guard).file, shift);
-            if let Some(to) = buckets.get_mut(slot) {
-                to.push_back(item);
-            }
-        }
-    }
-    guard.buckets = buckets;
-    guard.shift = shift;
-    Ok(())
+/// Runs `f` on the registry's table, out of `guard` for the call, with a function that hashes a
+/// registered kevent (by its registration, which `guard` guards) for the table to resize with.
+fn with_table<R>(
+    guard: &mut WatchesGuard,
+    f: impl FnOnce(&mut HashLists<FDTRACK>, &dyn Fn(&Kevent) -> u64) -> R,
+) -> R {
+    let mut table = core::mem::replace(&mut guard.table, HashLists::new());
+    let r = {
+        let watches: &WatchesGuard = guard;
+        f(&mut table, &|k: &Kevent| {
+            hash(k.tracked.as_ref(watches).file)
+        })
+    };
+    guard.table = table;
+    r
 }
 
 /// The guard of [`WATCHES`].
@@ -126,18 +106,11 @@ impl FdTrack {
         let file = file.as_ptr() as usize;
         let item = ListArc::<Kevent, FDTRACK>::try_from_arc(kevent.into()).map_err(|_| EINVAL)?;
         let mut guard = WATCHES.lock();
-        let n = guard.buckets.len();
-        // A table that cannot grow keeps working, with longer buckets; only a missing one is an
-        // error (dropping `item` then unregisters nothing: it is in no list).
-        if guard.nr >= n && resize(&mut guard, (n * 2).max(MIN_BUCKETS)).is_err() && n == 0 {
-            return Err(ENOMEM);
-        }
+        // On error, dropping `item` unregisters nothing: it is in no list.
+        with_table(&mut guard, |table, hash_of| table.reserve_one(hash_of))?;
         *kevent.tracked.as_mut(&mut guard) = Tracked { file, owner, fd };
-        let slot = slot_of(file, guard.shift);
-        if let Some(list) = guard.buckets.get_mut(slot) {
-            list.push_back(item);
-            guard.nr += 1;
-        }
+        // Cannot fail after the reserve; dropping an unregistered `item` unregisters nothing.
+        drop(guard.table.insert(hash(file), item));
         drop(guard);
         // SAFETY: No preconditions; paired with the `kevent_fd_track_put` in `drop`.
         unsafe { bindings::kevent_fd_track_get() };
@@ -147,18 +120,16 @@ impl FdTrack {
     }
 }
 
-/// Takes `kevent` out of the registry, if it is there.
+/// Takes `kevent` out of the registry, if it is there (and shrinks the table if it is below an
+/// eighth full).
 fn unregister(guard: &mut WatchesGuard, kevent: &Kevent) -> Option<ListArc<Kevent, FDTRACK>> {
-    if guard.buckets.is_empty() {
-        return None;
-    }
-    let slot = slot_of(kevent.tracked.as_ref(guard).file, guard.shift);
-    // SAFETY: A kevent's `FDTRACK` links are used only by the registry, and a registered kevent
-    // is in the bucket of its `tracked.file` (resizing moves it with that key): if it is not in
-    // this bucket, it is in no `FDTRACK` list.
-    let item = unsafe { guard.buckets.get_mut(slot)?.remove(kevent) }?;
-    guard.nr -= 1;
-    Some(item)
+    let h = hash(kevent.tracked.as_ref(guard).file);
+    with_table(guard, |table, hash_of| {
+        // SAFETY: A kevent's `FDTRACK` links are used only by the registry, and a registered
+        // kevent is in the bucket of the hash of its `tracked.file` (resizing moves it with that
+        // key): if it is not in that bucket, it is in no `FDTRACK` list.
+        unsafe { table.remove(h, kevent, hash_of) }
+    })
 }
 
 impl Drop for FdTrack {
@@ -166,15 +137,7 @@ impl Drop for FdTrack {
         // Already gone if a flush took it.
         let removed = {
             let mut guard = WATCHES.lock();
-            let removed = unregister(&mut guard, &self.kevent);
-            if removed.is_some() {
-                let n = guard.buckets.len();
-                if n > MIN_BUCKETS && guard.nr < n / 4 {
-                    // Best effort: a table that cannot shrink stays large.
-                    let _ = resize(&mut guard, n / 2);
-                }
-            }
-            removed
+            unregister(&mut guard, &self.kevent)
         };
         drop(removed);
         // SAFETY: Pairs with the `kevent_fd_track_get` in `FdTrack::new`.
@@ -197,11 +160,7 @@ pub unsafe extern "C" fn kevent_file_flush(file: *mut bindings::file, owner: *mu
     loop {
         let victim = {
             let mut guard = WATCHES.lock();
-            if guard.buckets.is_empty() {
-                return;
-            }
-            let slot = slot_of(file_key, guard.shift);
-            let found = guard.buckets.get(slot).and_then(|list| {
+            let found = guard.table.bucket(hash(file_key)).and_then(|list| {
                 list.iter()
                     .find(|k| {
                         let t = k.tracked.as_ref(&guard);

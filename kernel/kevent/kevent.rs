@@ -7,12 +7,14 @@
 //! it with `kevent_ctl()` and collects ready ones with `kevent_get_events()`.
 //!
 //! One concept a file: [`abi`] (the uapi types), [`event`] (one kevent), [`storage`] (the
-//! kevents of one source object), [`source`] (the trait every source implements), [`queue`]
-//! (a queue: index, ready list, waiting and delivery; its locking is documented there),
-//! [`syscalls`] (the system calls). The sources ([`timer`], [`poll`], and the sources outside
-//! the crate registered through the C API of [`extern_source`]: sockets, inodes) are found by
-//! the core through [`source_of`], which never names one. The syscall entry points are C shims
-//! (`syscalls.c`) that call the `#[export]` functions in [`syscalls`].
+//! kevents of one source object), [`hashlist`] (the hash table of kevents behind a queue's
+//! [`index`] and the registry of registrations by descriptor, [`fdtrack`]), [`source`] (the
+//! trait every source implements), [`queue`] (a queue: index, ready list, waiting and delivery;
+//! its locking is documented there), [`syscalls`] (the system calls). The sources ([`timer`],
+//! [`poll`], and the sources outside the crate registered through the C API of
+//! [`extern_source`]: sockets, inodes) are found by the core through [`source_of`], which never
+//! names one. The syscall entry points are C shims (`syscalls.c`) that call the `#[export]`
+//! functions in [`syscalls`].
 //! See Documentation/kevent.rst.
 
 use kernel::prelude::*;
@@ -21,6 +23,7 @@ mod abi;
 mod event;
 pub mod extern_source;
 pub mod fdtrack;
+mod hashlist;
 mod index;
 mod limit;
 mod nest;
