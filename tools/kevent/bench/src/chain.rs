@@ -358,6 +358,17 @@ fn run_one(m: Mech, p: &Pairs, s: Spec) -> Result<Sample, String> {
 }
 
 pub fn specs(quick: bool) -> Vec<Spec> {
+    // For profiling one size alone: KEVENT_BENCH_CHAIN=100,1,100 (n, a, w).
+    if let Some(s) = std::env::var("KEVENT_BENCH_CHAIN").ok().and_then(|v| {
+        let mut it = v.split(',').map(|x| x.trim().parse::<u64>().ok());
+        Some(Spec {
+            n: usize::try_from(it.next()??).ok()?,
+            a: usize::try_from(it.next()??).ok()?,
+            w: it.next()??,
+        })
+    }) {
+        return vec![s];
+    }
     let mut v = vec![
         Spec {
             n: 100,
