@@ -499,12 +499,16 @@ impl Queue {
     /// others leave the ready list: their reference is dropped under `ready`, so that a
     /// notification either saw them queued (and left its events in their state, seen here) or
     /// finds them free to queue.
+    #[inline(always)]
     fn settle(
         ready: &mut ReadyList,
         checks: &mut KVec<ListArc<Kevent, READY>>,
         check: &mut List<Kevent, READY>,
         requeue: &mut List<Kevent, READY>,
     ) -> usize {
+        if checks.is_empty() && check.is_empty() {
+            return 0;
+        }
         let mut n = 0;
         let mut rest = checks.drain_all();
         while let Some(item) = rest.next().or_else(|| check.pop_front()) {
