@@ -22,6 +22,16 @@ ws=$KEVENT_REPO/tools/kevent
 musl=x86_64-unknown-linux-musl
 export CARGO_TARGET_DIR=$KEVENT_CACHE/cargo-target
 mkdir -p "$CARGO_TARGET_DIR"
+# Cargo tells a package's builds apart by its path, but they share the output
+# binaries: after a build from another checkout (a worktree of an older
+# commit) it can take this checkout's old build for fresh and keep the other
+# checkout's binaries. When the checkout changes, make its sources newer than
+# anything built before.
+stamp=$CARGO_TARGET_DIR/.kevent-checkout
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$KEVENT_REPO" ]; then
+	find "$ws" -name target -prune -o -name '*.rs' -print0 | xargs -0 touch
+	echo "$KEVENT_REPO" >"$stamp"
+fi
 cargo=(cargo --quiet --locked)
 results=$out/rust-host.results
 log=$CARGO_TARGET_DIR/rust-host.log
