@@ -67,6 +67,8 @@ fn hash(file: usize) -> u64 {
 
 /// Runs `f` on the registry's table, out of `guard` for the call, with a function that hashes a
 /// registered kevent (by its registration, which `guard` guards) for the table to resize with.
+/// Only to resize: the empty table left in `guard` meanwhile is dropped after, a call into the
+/// allocator.
 fn with_table<R>(
     guard: &mut WatchesGuard,
     f: impl FnOnce(&mut HashLists<FDTRACK>, &dyn Fn(&Kevent) -> u64) -> R,
@@ -107,7 +109,9 @@ impl FdTrack {
         let item = ListArc::<Kevent, FDTRACK>::try_from_arc(kevent.into()).map_err(|_| EINVAL)?;
         let mut guard = WATCHES.lock();
         // On error, dropping `item` unregisters nothing: it is in no list.
-        with_table(&mut guard, |table, hash_of| table.reserve_one(hash_of))?;
+        if guard.table.is_full() {
+            with_table(&mut guard, |table, hash_of| table.reserve_one(hash_of))?;
+        }
         *kevent.tracked.as_mut(&mut guard) = Tracked { file, owner, fd };
         // Cannot fail after the reserve; dropping an unregistered `item` unregisters nothing.
         drop(guard.table.insert(hash(file), item));
@@ -124,12 +128,14 @@ impl FdTrack {
 /// eighth full).
 fn unregister(guard: &mut WatchesGuard, kevent: &Kevent) -> Option<ListArc<Kevent, FDTRACK>> {
     let h = hash(kevent.tracked.as_ref(guard).file);
-    with_table(guard, |table, hash_of| {
-        // SAFETY: A kevent's `FDTRACK` links are used only by the registry, and a registered
-        // kevent is in the bucket of the hash of its `tracked.file` (resizing moves it with that
-        // key): if it is not in that bucket, it is in no `FDTRACK` list.
-        unsafe { table.remove(h, kevent, hash_of) }
-    })
+    // SAFETY: A kevent's `FDTRACK` links are used only by the registry, and a registered kevent
+    // is in the bucket of the hash of its `tracked.file` (resizing moves it with that key): if it
+    // is not in that bucket, it is in no `FDTRACK` list.
+    let item = unsafe { guard.table.remove(h, kevent) }?;
+    if guard.table.is_sparse() {
+        with_table(guard, |table, hash_of| table.shrink(hash_of));
+    }
+    Some(item)
 }
 
 impl Drop for FdTrack {

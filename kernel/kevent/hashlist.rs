@@ -71,15 +71,28 @@ where
         hash.checked_shr(shift).unwrap_or(0) as usize
     }
 
+    /// Whether one more kevent would outnumber the buckets: [`HashLists::reserve_one`] would
+    /// resize.
+    pub(crate) fn is_full(&self) -> bool {
+        self.nr >= self.buckets.len()
+    }
+
+    /// Whether the kevents are below an eighth of the buckets: [`HashLists::shrink`] would
+    /// resize.
+    pub(crate) fn is_sparse(&self) -> bool {
+        let n = self.buckets.len();
+        n > MIN_BUCKETS && self.nr < n / 8
+    }
+
     /// Makes room for one more kevent: grows the table if the kevents would outnumber the
     /// buckets, moving each kevent to the bucket of its hash, `hash_of(kevent)`. Fails
     /// (`ENOMEM`) only if the table has no bucket and none can be allocated; a table that
     /// cannot grow keeps working, with longer buckets.
     pub(crate) fn reserve_one(&mut self, hash_of: impl Fn(&Kevent) -> u64) -> Result {
-        let n = self.buckets.len();
-        if self.nr < n {
+        if !self.is_full() {
             return Ok(());
         }
+        let n = self.buckets.len();
         match self.resize((n * GROWTH).max(MIN_BUCKETS), hash_of) {
             Err(e) if self.buckets.is_empty() => Err(e),
             _ => Ok(()),
@@ -103,9 +116,8 @@ where
         }
     }
 
-    /// Removes `kevent`, whose key hashes to `hash`, if it is in this table; then shrinks the
-    /// table if it is below an eighth full (moving each kevent to the bucket of
-    /// `hash_of(kevent)`).
+    /// Removes `kevent`, whose key hashes to `hash`, if it is in this table. The caller then
+    /// calls [`HashLists::shrink`] (if [`HashLists::is_sparse`]).
     ///
     /// # Safety
     ///
@@ -116,20 +128,22 @@ where
         &mut self,
         hash: u64,
         kevent: &Kevent,
-        hash_of: impl Fn(&Kevent) -> u64,
     ) -> Option<ListArc<Kevent, ID>> {
         let list = self.buckets.get_mut(Self::slot(hash, self.shift))?;
         // SAFETY: By the function's safety requirements, `kevent` is in this list or in no list
         // of id `ID`.
         let item = unsafe { list.remove(kevent) }?;
         self.nr -= 1;
-        let n = self.buckets.len();
-        // Below an eighth, to a table at most half full: far from growing again.
-        if n > MIN_BUCKETS && self.nr < n / 8 {
-            // Best effort: a table that cannot shrink just stays large.
-            let _ = self.resize((n / GROWTH).max(MIN_BUCKETS), hash_of);
-        }
         Some(item)
+    }
+
+    /// Shrinks the table if it is below an eighth full, to a table at most half full (far from
+    /// growing again), moving each kevent to the bucket of its hash, `hash_of(kevent)`. Best
+    /// effort: a table that cannot shrink just stays large.
+    pub(crate) fn shrink(&mut self, hash_of: impl Fn(&Kevent) -> u64) {
+        if self.is_sparse() {
+            let _ = self.resize((self.buckets.len() / GROWTH).max(MIN_BUCKETS), hash_of);
+        }
     }
 
     /// Moves every kevent into a table of `n` buckets (a power of two), to the bucket of its

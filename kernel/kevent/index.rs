@@ -102,10 +102,8 @@ impl KeventIndex {
         // SAFETY: A kevent's `INDEX` links are used by its queue's index alone, and a kevent in it
         // is in the bucket of its key's hash (with this index's seed): if it is not in that bucket,
         // it is in no list with the id `INDEX`.
-        let item = unsafe {
-            self.table
-                .remove(hash(seed, &kevent.key), kevent, |k| hash(seed, &k.key))
-        }?;
+        let item = unsafe { self.table.remove(hash(seed, &kevent.key), kevent) }?;
+        self.table.shrink(|k| hash(seed, &k.key));
         Some(item.into_arc())
     }
 

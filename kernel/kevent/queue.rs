@@ -79,8 +79,16 @@ impl ReadyList {
 /// The index of a queue's kevents, guarded by `Queue::index`.
 pub(crate) struct Index {
     table: KeventIndex,
-    /// Room for the kevents one delivery round takes off the ready list
-    /// ([`DELIVERY_CHUNK`]); empty between deliveries.
+    /// The buffers of delivery, out of here while a delivery runs (under this mutex, so always
+    /// here when one starts). An `Option`, not vectors taken with `mem::take`: dropping the empty
+    /// vector that leaves behind is a call into the allocator, three per delivery.
+    buffers: Option<Buffers>,
+}
+
+/// The buffers of a delivery ([`Queue::deliver`]), allocated with the queue; empty between
+/// deliveries.
+struct Buffers {
+    /// Room for the kevents one delivery round takes off the ready list ([`DELIVERY_CHUNK`]).
     scratch: KVec<Taken>,
     /// Room for the events of one round, copied to userspace at once.
     staging: KVec<Ukevent>,
@@ -88,6 +96,16 @@ pub(crate) struct Index {
     /// again if notified meanwhile, else leave the ready list): an array, not a list, so that
     /// they are not linked and unlinked once more each.
     checks: KVec<ListArc<Kevent, READY>>,
+}
+
+impl Buffers {
+    fn new() -> Result<Buffers> {
+        Ok(Buffers {
+            scratch: KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?,
+            staging: KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?,
+            checks: KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?,
+        })
+    }
 }
 
 /// How many kevents delivery takes off the ready list per round trip of the `ready` lock.
@@ -145,18 +163,14 @@ static FOPS: AnonInodeFops<Queue> = AnonInodeFops::new();
 impl Queue {
     /// Creates an empty queue.
     pub(crate) fn new() -> Result<Arc<Queue>> {
-        let scratch = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
-        let staging = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
-        let checks = KVec::with_capacity(DELIVERY_CHUNK, GFP_KERNEL_ACCOUNT)?;
+        let buffers = Buffers::new()?;
         let user = UserRef::current()?;
         Arc::pin_init(
             pin_init!(Queue {
                 index <- new_mutex!(
                     Index {
                         table: KeventIndex::new(),
-                        scratch,
-                        staging,
-                        checks,
+                        buffers: Some(buffers),
                     },
                     "kevent_index"
                 ),
@@ -531,9 +545,15 @@ impl Queue {
     /// level-triggered kevents that are still ready go to the tail when the call ends.
     fn deliver(&self, max_nr: usize, sink: &mut dyn Sink) -> Result<usize> {
         let mut index = self.index.lock();
-        let mut batch = core::mem::take(&mut index.scratch);
-        let mut staging = core::mem::take(&mut index.staging);
-        let mut checks = core::mem::take(&mut index.checks);
+        let Buffers {
+            scratch: mut batch,
+            mut staging,
+            mut checks,
+        } = match index.buffers.take() {
+            Some(buffers) => buffers,
+            // Cannot happen (see `Index::buffers`); a delivery could do with new ones all the same.
+            None => Buffers::new()?,
+        };
         // Kevents to queue again at the end of the call, and delivered ones to settle at the next
         // hold of `ready` (the next round's, or the last one's): `checks`, and `check` for any
         // beyond its room (there are none: it has room for a round).
@@ -693,9 +713,11 @@ impl Queue {
         } else {
             false
         };
-        index.scratch = batch;
-        index.staging = staging;
-        index.checks = checks;
+        index.buffers = Some(Buffers {
+            scratch: batch,
+            staging,
+            checks,
+        });
         drop(index);
         if more {
             self.wake(Wake::One);
