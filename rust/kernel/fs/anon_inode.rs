@@ -23,6 +23,7 @@ use crate::{
     bindings,
     error::{from_err_ptr, Result, VTABLE_DEFAULT_ERROR},
     fs::{File, LocalFile},
+    mm::virt::VmaNew,
     module::this_module,
     prelude::*,
     seq_file::SeqFile,
@@ -53,6 +54,16 @@ pub trait AnonInodeFile: Sized {
         _file: &File,
         _table: PollTable<'_>,
     ) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Maps the file into a process: called by `mmap()` with the VMA being set up, which the
+    /// function configures and fills (see [`VmaNew`]). On error the mapping fails with it.
+    fn mmap(
+        _data: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _file: &File,
+        _vma: &VmaNew,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -166,6 +177,28 @@ impl<T: AnonInodeFile> AnonInodeVTable<T> {
 
     /// # Safety
     ///
+    /// `file` must be a file created by [`AnonInodeFops::create_file`] for `T`; `vma` a VMA
+    /// being set up by `mmap()` of it, valid for the duration of the call.
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: The private data came from `T::Ptr::into_foreign`, and `release` cannot run
+        // during an `mmap` call, which holds a reference to the file.
+        let data = unsafe { T::Ptr::borrow((*file).private_data) };
+        // SAFETY: The file is valid for the duration of this call, and there is no active
+        // fdget_pos region on it.
+        let f = unsafe { File::from_raw_file(file) };
+        // SAFETY: The caller passes a VMA undergoing its initial setup.
+        let area = unsafe { VmaNew::from_raw(vma) };
+        match T::mmap(data, f, area) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
     /// `file` must be a file created by [`AnonInodeFops::create_file`] for `T`; `m` a valid
     /// `seq_file` for the duration of the call.
     unsafe extern "C" fn show_fdinfo(m: *mut bindings::seq_file, file: *mut bindings::file) {
@@ -182,6 +215,7 @@ impl<T: AnonInodeFile> AnonInodeVTable<T> {
     const VTABLE: bindings::file_operations = bindings::file_operations {
         release: Some(Self::release),
         poll: if T::HAS_POLL { Some(Self::poll) } else { None },
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         show_fdinfo: if T::HAS_SHOW_FDINFO {
             Some(Self::show_fdinfo)
         } else {
