@@ -11,10 +11,11 @@ use kernel::{
     uapi,
 };
 
+pub(crate) use uapi::kevent_ring_params;
 pub(crate) use uapi::{
     KEVENT_CLOEXEC, KEVENT_CTL_ADD, KEVENT_CTL_INIT, KEVENT_CTL_MAX_BATCH, KEVENT_CTL_MODIFY,
     KEVENT_CTL_REMOVE, KEVENT_NONBLOCK, KEVENT_REQ_ABSTIME, KEVENT_REQ_ET, KEVENT_REQ_ONESHOT,
-    KEVENT_REQ_WAKEUP_ALL, KEVENT_RET_BROKEN, KEVENT_RET_DONE, KEVENT_TIMER_FIRED,
+    KEVENT_REQ_WAKEUP_ALL, KEVENT_RET_BROKEN, KEVENT_RET_DONE, KEVENT_RING, KEVENT_TIMER_FIRED,
     KEVENT_TYPE_POLL, KEVENT_TYPE_TIMER, KEVENT_WAIT_ABSTIME,
 };
 
@@ -53,11 +54,26 @@ const _: () = {
     assert!(offset_of!(uapi::ukevent, reserved) == 60);
 };
 
+/// A `struct kevent_ring_params` as copied from userspace.
+#[repr(transparent)]
+pub(crate) struct RingParams(pub(crate) uapi::kevent_ring_params);
+
+// SAFETY: `struct kevent_ring_params` has only integer fields and no padding (checked below), so
+// every bit pattern is valid.
+unsafe impl FromBytes for RingParams {}
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<uapi::kevent_ring_params>() == 32);
+    assert!(offset_of!(uapi::kevent_ring_params, flags) == 4);
+    assert!(offset_of!(uapi::kevent_ring_params, reserved) == 8);
+};
+
 /// Size of one `struct ukevent` in bytes.
 pub(crate) const UKEVENT_SIZE: usize = core::mem::size_of::<Ukevent>();
 
 /// Flags accepted by `KEVENT_CTL_INIT`.
-pub(crate) const INIT_FLAGS: u32 = KEVENT_CLOEXEC | KEVENT_NONBLOCK;
+pub(crate) const INIT_FLAGS: u32 = KEVENT_CLOEXEC | KEVENT_NONBLOCK | KEVENT_RING;
 
 /// Flags accepted by `kevent_get_events()`.
 pub(crate) const WAIT_FLAGS: u32 = KEVENT_WAIT_ABSTIME;

@@ -133,7 +133,7 @@ pub(crate) struct TestQueue(Arc<Queue>);
 
 impl TestQueue {
     pub(crate) fn new() -> TestQueue {
-        TestQueue(Queue::new().unwrap())
+        TestQueue(Queue::new(None).unwrap())
     }
 
     pub(crate) fn as_arc_borrow(&self) -> kernel::sync::ArcBorrow<'_, Queue> {

@@ -21,6 +21,7 @@ use crate::{
     index::INDEX,
     limit::Charge,
     queue::{Index, Queue, ReadyList},
+    ring::RingEvent,
     source::{Attached, Info},
 };
 use kernel::{
@@ -90,6 +91,9 @@ pub(crate) struct State {
     pub(crate) broken: Option<i64>,
     /// Removed from its queue: notifications are ignored from now on.
     pub(crate) dead: bool,
+    /// A oneshot kevent written into the ring, on the ready list's `reap` list until it leaves
+    /// its queue (see [`Queue::reap`]).
+    pub(crate) reaping: bool,
 }
 
 /// A registered kevent, with the source's side of it, `A`, in the same allocation.
@@ -105,6 +109,9 @@ pub(crate) struct KeventOf<A: ?Sized> {
     pub(crate) rechecks: bool,
     /// Its source's [`Attached::delivering`] is called ([`NewKevent::with_delivering`]).
     pub(crate) delivering: bool,
+    /// Its queue has a ring, and the kevent needs nothing at delivery: its notifications are
+    /// written into the ring ([`Kevent::mark`]).
+    pub(crate) ring: bool,
     /// A positive errno with which `KEVENT_CTL_REMOVE` and the close of the descriptor the
     /// kevent follows report it, if not already notified ([`Info::cancel_errno`]); 0: they
     /// remove it silently.
@@ -162,6 +169,7 @@ pub(crate) struct NewKevent<'a> {
     oneshot: bool,
     rechecks: bool,
     delivering: bool,
+    ring: bool,
     cancel_errno: i32,
     charge: Charge,
     /// Where [`NewKevent::build`] leaves the index's reference, for the core.
@@ -179,6 +187,7 @@ impl<'a> NewKevent<'a> {
         charge: Charge,
         built: &'a mut Option<ListArc<Kevent, INDEX>>,
     ) -> Self {
+        let edge = req.flags & (KEVENT_REQ_ET | KEVENT_REQ_ONESHOT) != 0 || info.oneshot;
         NewKevent {
             queue,
             key,
@@ -186,6 +195,9 @@ impl<'a> NewKevent<'a> {
             oneshot: info.oneshot,
             rechecks: info.rechecks,
             delivering: false,
+            // A level re-check at delivery is all a kevent without `delivering()` needs there:
+            // none without level state, and the one where it is notified for an edge.
+            ring: queue.ring.is_some() && (!info.rechecks || (info.recheck_atomic && edge)),
             // Cancellation is for requests: a cancelled kevent must leave at its delivery.
             cancel_errno: if info.oneshot { info.cancel_errno } else { 0 },
             charge,
@@ -204,6 +216,7 @@ impl<'a> NewKevent<'a> {
     pub(crate) fn with_delivering(self) -> Self {
         NewKevent {
             delivering: true,
+            ring: false,
             ..self
         }
     }
@@ -222,6 +235,7 @@ impl<'a> NewKevent<'a> {
                 oneshot: self.oneshot,
                 rechecks: self.rechecks,
                 delivering: self.delivering,
+                ring: self.ring,
                 cancel_errno: self.cancel_errno,
                 queue: queue.into(),
                 ready_links <- ListLinksSelfPtr::new(),
@@ -240,6 +254,7 @@ impl<'a> NewKevent<'a> {
                         data: 0,
                         broken: None,
                         dead: false,
+                        reaping: false,
                     },
                 ),
                 attached: LockedBy::new(&queue.index, false),
@@ -376,6 +391,12 @@ impl Kevent {
         if st.dead || (events == 0 && broken.is_none()) {
             return Wake::None;
         }
+        if kevent.ring && broken.is_none() {
+            if let Some(wake) = Self::to_ring(this, kevent, ready, events, data) {
+                return wake;
+            }
+        }
+        let st = kevent.state.access_mut(ready);
         st.fired |= events;
         st.data = match data {
             Data::Add(n) => st.data.saturating_add(n),
@@ -397,6 +418,62 @@ impl Kevent {
             // Already ready (or being delivered): the new events are merged.
             None => Wake::None,
         }
+    }
+
+    /// Writes the notification of a kevent whose queue has a ring into the ring (see `ring.rs`),
+    /// under the ready lock: returns whom to wake, or [`None`] if it must take the ready list
+    /// (the kevent is on it or being delivered, so the events merge there; or the ring is full).
+    ///
+    /// A source with level state is re-checked here, so that the event says what is ready now, as
+    /// delivery's re-check would. A oneshot kevent is dead once written, and waits on the `reap`
+    /// list for the next hold of its queue's index to leave the queue ([`Queue::reap`]).
+    #[inline(always)]
+    fn to_ring(
+        this: ArcBorrow<'_, Kevent>,
+        kevent: &Kevent,
+        ready: &mut ReadyList,
+        events: u32,
+        data: Data,
+    ) -> Option<Wake> {
+        let ring = kevent.queue.ring.as_ref()?;
+        // Not on the ready list, nor being delivered: nothing pending to merge with.
+        let item = ListArc::<Kevent, READY>::try_from_arc_borrow(this)?;
+        let req = kevent.state.access(ready).req;
+        let (events, ret_data) = if kevent.rechecks {
+            let mut data = 0;
+            let now = kevent.src.recheck_notified(kevent, req.event, &mut data)?;
+            (now & req.event, data)
+        } else {
+            match data {
+                Data::Add(v) | Data::Set(v) => (events, v),
+            }
+        };
+        if events == 0 {
+            // Nothing is ready now (another reader was first).
+            return Some(Wake::None);
+        }
+        let ev = RingEvent {
+            user_data: req.user_data,
+            id: kevent.key.id,
+            ty: kevent.key.ty,
+            event: events,
+            req_flags: req.flags,
+            ret_data,
+        };
+        if !ring.post(&mut ready.producer, &ev) {
+            return None;
+        }
+        if req.flags & KEVENT_REQ_ONESHOT != 0 || kevent.oneshot {
+            let st = kevent.state.access_mut(ready);
+            st.dead = true;
+            st.reaping = true;
+            ready.reap.push_back(item);
+        }
+        Some(if req.flags & KEVENT_REQ_WAKEUP_ALL != 0 {
+            Wake::All
+        } else {
+            Wake::One
+        })
     }
 
     /// Marks the source's side of the kevent attached (see [`Built::attached`]).

@@ -26,7 +26,7 @@ use crate::{
     abi::*,
     event::{Attach, Built, Kevent, NewKevent},
     fdtrack::FdTrack,
-    queue::Index,
+    queue::{Index, Queue},
     source::{Attached, Info, Source},
     storage::{self, Storage},
 };
@@ -38,7 +38,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{ordering, Atomic},
-        Arc, LockedBy,
+        Arc, ArcBorrow, LockedBy,
     },
 };
 
@@ -81,6 +81,7 @@ impl ExternSource {
             // A cancelled kevent is delivered once, then removed: a request.
             && (o.cancel_errno == 0 || o.oneshot)
             && (o.start.is_none() || o.oneshot)
+            && (!o.recheck_atomic || o.recheck.is_some())
     }
 
     /// Calls `get`: the object's storage and a reference that keeps the object alive.
@@ -294,6 +295,39 @@ struct ExternAttached {
     /// Guarded by the queue's index mutex (`put` and `recheck` may sleep), held by `attach` and
     /// every method of [`Attached`].
     held: LockedBy<Held, Index>,
+    /// The source's `recheck` and the object's reference, for a source with `recheck_atomic`
+    /// ([`Attached::recheck_notified`]).
+    notified: Option<NotifiedRecheck>,
+}
+
+/// A `recheck` the core may call where the object notifies.
+struct NotifiedRecheck {
+    recheck: unsafe extern "C" fn(*mut c_void, u32, *mut i64) -> u32,
+    /// The reference `get` returned, which `held.object` keeps (and puts) until the detach.
+    obj: *mut c_void,
+}
+
+// SAFETY: A source's `recheck_atomic` says that its `recheck` may run in any context, on any
+// CPU, at the same time as the other calls on the reference.
+unsafe impl Send for NotifiedRecheck {}
+// SAFETY: As above.
+unsafe impl Sync for NotifiedRecheck {}
+
+impl ExternAttached {
+    /// The source's side of a kevent of `src` on the object `obj` (a reference `get` returned).
+    fn new(src: &ExternSource, obj: &ObjectRef, queue: ArcBorrow<'_, Queue>) -> Self {
+        let notified = match src.0.recheck {
+            Some(recheck) if src.0.recheck_atomic => Some(NotifiedRecheck {
+                recheck,
+                obj: obj.obj,
+            }),
+            _ => None,
+        };
+        ExternAttached {
+            held: LockedBy::new(&queue.index, Held::default()),
+            notified,
+        }
+    }
 }
 
 impl Source for ExternSource {
@@ -308,6 +342,7 @@ impl Source for ExternSource {
             cancel_errno: ops.cancel_errno,
             batches: ops.flush.is_some(),
             rechecks: ops.recheck.is_some(),
+            recheck_atomic: ops.recheck_atomic && ops.recheck.is_some(),
         }
     }
 
@@ -339,20 +374,17 @@ impl Source for ExternSource {
         // static one): it lives forever.
         let this: &'static ExternSource = unsafe { ExternSource::from_ops(&self.0) };
         let queue = new.queue();
-        let attached = ExternAttached {
-            held: LockedBy::new(&queue.index, Held::default()),
-        };
         if this.0.start.is_none() {
             let file = this.follow(uk)?;
             let got = this.get(uk)?;
-            let built = new.build(attached)?;
+            let built = new.build(ExternAttached::new(this, &got.1, queue))?;
             this.register(&built, uk, more, file, got, index)?;
             return Ok(built.attached());
         }
         // A source of requests may finish one at once, before anything is registered: it is
         // reported here, and nothing is attached.
         let got = this.get(uk)?;
-        let built = new.build(attached)?;
+        let built = new.build(ExternAttached::new(this, &got.1, queue))?;
         let kevent = built.kevent().as_arc_borrow();
         if let Some(result) = got.1.start(more) {
             if result < 0 {
@@ -469,6 +501,19 @@ impl Attached for ExternAttached {
         let track = held.track.take();
         drop(track);
         drop(object);
+    }
+
+    fn recheck_notified(&self, _kevent: &Kevent, events: u32, data: &mut i64) -> Option<u32> {
+        let n = self.notified.as_ref()?;
+        let mut result: i64 = 0;
+        // SAFETY: The core calls this only from a notification of the kevent's object while the
+        // kevent is on its storage, or while `attach` holds the reference (see
+        // `Attached::recheck_notified`): `held.object`, or `attach`'s `got`, keeps `obj` alive,
+        // since the detach takes the kevent off the storage before it puts the reference. The
+        // source's `recheck_atomic` allows the call in any context.
+        let ready = unsafe { (n.recheck)(n.obj, events, &mut result) };
+        *data = result;
+        Some(ready & events)
     }
 
     fn recheck(&self, _kevent: &Kevent, events: u32, data: &mut i64, index: &Index) -> Option<u32> {

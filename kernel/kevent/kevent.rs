@@ -29,6 +29,7 @@ mod limit;
 mod nest;
 mod poll;
 mod queue;
+mod ring;
 mod source;
 mod storage;
 pub mod syscalls;

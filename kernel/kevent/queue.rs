@@ -32,6 +32,7 @@ use crate::{
     event::{Kevent, Key, NewKevent, Request, Wake, READY},
     index::KeventIndex,
     limit::UserRef,
+    ring::{Producer, Ring},
     source::{Info, Source},
 };
 use kernel::{
@@ -42,6 +43,7 @@ use kernel::{
         File, LocalFile,
     },
     list::{List, ListArc},
+    mm::virt::VmaNew,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
@@ -62,6 +64,11 @@ pub(crate) struct ReadyList {
     list: List<Kevent, READY>,
     /// Number of kevents on `list`.
     nr: usize,
+    /// The kernel's side of the ring, if the queue has one.
+    pub(crate) producer: Producer,
+    /// Oneshot kevents written into the ring, to leave the queue at the next hold of its index
+    /// ([`Queue::reap`]). A kevent on it has `State::reaping` set.
+    pub(crate) reap: List<Kevent, READY>,
 }
 
 impl ReadyList {
@@ -155,14 +162,16 @@ pub(crate) struct Queue {
     wait: PollCondVar,
     /// The counter its kevents are charged to: the creator's user.
     user: UserRef,
+    /// The ready ring the process maps, if the queue was made with `KEVENT_RING`.
+    pub(crate) ring: Option<Ring>,
 }
 
 /// The file operations of kevent queue files.
 static FOPS: AnonInodeFops<Queue> = AnonInodeFops::new();
 
 impl Queue {
-    /// Creates an empty queue.
-    pub(crate) fn new() -> Result<Arc<Queue>> {
+    /// Creates an empty queue, with `ring` as its ready ring if it has one.
+    pub(crate) fn new(ring: Option<Ring>) -> Result<Arc<Queue>> {
         let buffers = Buffers::new()?;
         let user = UserRef::current()?;
         Arc::pin_init(
@@ -175,21 +184,28 @@ impl Queue {
                     "kevent_index"
                 ),
                 ready <- new_spinlock_irq!(
-                    ReadyList { list: List::new(), nr: 0 },
+                    ReadyList {
+                        list: List::new(),
+                        nr: 0,
+                        producer: Producer::default(),
+                        reap: List::new(),
+                    },
                     "kevent_ready"
                 ),
                 wait <- kernel::new_poll_condvar!("kevent_wait"),
                 user,
+                ring,
             }),
             GFP_KERNEL_ACCOUNT,
         )
     }
 
-    /// Creates a new queue and a file for it. `flags` may hold `O_NONBLOCK`.
-    pub(crate) fn new_file(flags: u32) -> Result<ARef<File>> {
+    /// Creates a new queue and a file for it, with `ring` as its ready ring if it has one.
+    /// `flags` may hold `O_NONBLOCK`.
+    pub(crate) fn new_file(flags: u32, ring: Option<Ring>) -> Result<ARef<File>> {
         FOPS.create_file(
             c_str!("[kevent]"),
-            Queue::new()?,
+            Queue::new(ring)?,
             bindings::O_RDWR | (flags & bindings::O_NONBLOCK),
         )
     }
@@ -219,6 +235,41 @@ impl Queue {
     /// Number of ready kevents.
     pub(crate) fn nr_ready(&self) -> usize {
         self.ready.lock().len()
+    }
+
+    /// Number of events waiting in the ring (0 without one), under `ready`.
+    fn in_ring(&self, ready: &ReadyList) -> usize {
+        self.ring
+            .as_ref()
+            .map_or(0, |ring| ring.pending(&ready.producer))
+    }
+
+    /// Oneshot kevents written into the ring leave the queue, under `index`: as a delivered
+    /// oneshot kevent does, they leave the index and are detached from their source. Called
+    /// before the index is used, so that a key a consumed event freed is free.
+    pub(crate) fn reap(&self, index: &mut Index) {
+        if self.ring.is_none() {
+            return;
+        }
+        let mut reap = {
+            let mut ready = self.ready.lock();
+            if ready.reap.is_empty() {
+                return;
+            }
+            let reap = core::mem::replace(&mut ready.reap, List::new());
+            for kevent in reap.iter() {
+                kevent.state.access_mut(&mut ready).reaping = false;
+            }
+            reap
+        };
+        while let Some(item) = reap.pop_front() {
+            // Still in the index unless the close of its descriptor cancelled it (it is detached
+            // then, and kept its charge for this).
+            if let Some(kevent) = index.table.remove_kevent(&item) {
+                kevent.detach_src(index);
+            }
+            item.uncharge(index);
+        }
     }
 
     /// Number of kevents in the index.
@@ -386,17 +437,26 @@ impl Queue {
         drop(removed);
     }
 
-    /// Takes `kevent` off the ready list, if it is on it, and stops its notifications.
+    /// Takes `kevent` off the ready list (or the `reap` list), if it is on it, and stops its
+    /// notifications.
     fn unlink(&self, kevent: &Kevent) {
         let mut ready = self.ready.lock();
-        kevent.state.access_mut(&mut ready).dead = true;
-        // SAFETY: A kevent's `READY` links are only used for its own queue's ready list (and a
-        // delivery's local list, which exists only under `index`, held by the callers of
-        // `detach`, and only for kevents `deliver` has not handed to `detach`).
-        let item = unsafe { ready.list.remove(kevent) };
-        if item.is_some() {
-            ready.nr -= 1;
-        }
+        let st = kevent.state.access_mut(&mut ready);
+        st.dead = true;
+        let item = if core::mem::take(&mut st.reaping) {
+            // SAFETY: A kevent with `reaping` set is on its queue's `reap` list.
+            unsafe { ready.reap.remove(kevent) }
+        } else {
+            // SAFETY: A kevent's `READY` links are only used for its own queue's ready list, its
+            // `reap` list while `reaping` is set (it is not), and a delivery's local list, which
+            // exists only under `index`, held by the callers of `detach`, and only for kevents
+            // `deliver` has not handed to `detach`.
+            let item = unsafe { ready.list.remove(kevent) };
+            if item.is_some() {
+                ready.nr -= 1;
+            }
+            item
+        };
         drop(ready);
         drop(item);
     }
@@ -428,6 +488,7 @@ impl Queue {
     /// Removes every kevent: the queue file is being released.
     pub(crate) fn release_all(&self) {
         let mut index = self.index.lock();
+        self.reap(&mut index);
         // Take the whole table: one walk, not a lookup per kevent.
         let mut table = index.table.take_all();
         for list in table.iter_mut() {
@@ -465,9 +526,10 @@ impl Queue {
         loop {
             let mut timed_out = nonblock;
             let mut signalled = false;
+            let in_ring;
             {
                 let mut ready = self.ready.lock();
-                while ready.len() < min_nr && !timed_out {
+                while ready.len() + self.in_ring(&ready) < min_nr && !timed_out {
                     if let Some(d) = deadline {
                         if Instant::<Monotonic>::now().as_nanos() >= d.as_nanos() {
                             timed_out = true;
@@ -484,7 +546,7 @@ impl Queue {
                     };
                     match woken {
                         CondVarDeadlineResult::Signal => {
-                            if ready.len() == 0 {
+                            if ready.len() == 0 && self.in_ring(&ready) == 0 {
                                 return Err(EINTR);
                             }
                             signalled = true;
@@ -494,15 +556,17 @@ impl Queue {
                         CondVarDeadlineResult::Woken => {}
                     }
                 }
+                in_ring = self.in_ring(&ready);
             }
             let n = self.deliver(max_nr, sink)?;
             // Interrupted, and the kevents that were ready turned out stale: nothing copied.
-            if n == 0 && signalled {
+            if n == 0 && signalled && in_ring == 0 {
                 return Err(EINTR);
             }
             // Level-triggered kevents found no longer ready are not reported: if that left
-            // nothing to report and time remains, wait again.
-            if n > 0 || timed_out || min_nr == 0 {
+            // nothing to report and time remains, wait again. Events in the ring are the
+            // caller's to take: it returns at once for them.
+            if n > 0 || timed_out || min_nr == 0 || in_ring > 0 {
                 return Ok(n);
             }
         }
@@ -545,6 +609,7 @@ impl Queue {
     /// level-triggered kevents that are still ready go to the tail when the call ends.
     fn deliver(&self, max_nr: usize, sink: &mut dyn Sink) -> Result<usize> {
         let mut index = self.index.lock();
+        self.reap(&mut index);
         let Buffers {
             scratch: mut batch,
             mut staging,
@@ -737,6 +802,11 @@ impl AnonInodeFile for Queue {
         queue.release_all();
     }
 
+    /// Maps the queue's ring: `ENODEV` for a queue without one.
+    fn mmap(queue: ArcBorrow<'_, Queue>, _file: &File, vma: &VmaNew) -> Result {
+        queue.ring.as_ref().ok_or(ENODEV)?.map(vma)
+    }
+
     fn show_fdinfo(queue: ArcBorrow<'_, Queue>, m: &SeqFile, _file: &File) {
         let index = queue.index.lock();
         seq_print!(
@@ -763,7 +833,8 @@ impl AnonInodeFile for Queue {
 
     fn poll(queue: ArcBorrow<'_, Queue>, file: &File, table: PollTable<'_>) -> u32 {
         table.register_wait(file, &queue.wait);
-        if queue.nr_ready() > 0 {
+        let ready = queue.ready.lock();
+        if ready.len() > 0 || queue.in_ring(&ready) > 0 {
             bindings::POLLIN | bindings::POLLRDNORM
         } else {
             0

@@ -43,6 +43,10 @@ pub(crate) struct Info {
     /// The source's kevents have level state: [`Attached::recheck`] is called at each delivery
     /// (never otherwise).
     pub(crate) rechecks: bool,
+    /// The level state may also be read where the source notifies
+    /// ([`Attached::recheck_notified`]), so that an edge-triggered or oneshot kevent of a queue
+    /// with a ring is written into the ring there. Only with `rechecks`.
+    pub(crate) recheck_atomic: bool,
 }
 
 impl Info {
@@ -57,6 +61,7 @@ impl Info {
             cancel_errno: 0,
             batches: false,
             rechecks: false,
+            recheck_atomic: false,
         }
     }
 }
@@ -137,6 +142,16 @@ pub(crate) trait Attached: Send + Sync {
         _data: &mut i64,
         _index: &Index,
     ) -> Option<u32> {
+        None
+    }
+
+    /// The level state where the kevent's object notifies it, for a kevent written into its
+    /// queue's ring: as [`Attached::recheck`], in the notification path, under the storage's
+    /// lock and the queue's ready lock, in any context; it must not sleep. Only for a source
+    /// whose [`Info::recheck_atomic`] is set, and only from a notification of the kevent's own
+    /// object while the kevent is on its storage (or while [`Source::attach`] runs), so that
+    /// the object is alive.
+    fn recheck_notified(&self, _kevent: &Kevent, _events: u32, _data: &mut i64) -> Option<u32> {
         None
     }
 

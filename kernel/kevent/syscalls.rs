@@ -8,6 +8,7 @@
 use crate::{
     abi::*,
     queue::{Index, Queue, Sink},
+    ring::Ring,
     source::Source,
 };
 use core::mem::{size_of, MaybeUninit};
@@ -42,7 +43,8 @@ fn queue_file(fd: c_int) -> Result<ARef<LocalFile>> {
 pub(crate) fn check_ctl(fd: c_int, cmd: c_uint, num: c_uint, buf_is_null: bool) -> Result {
     match cmd {
         KEVENT_CTL_INIT => {
-            if fd != -1 || !buf_is_null || num & !INIT_FLAGS != 0 {
+            // `buf` is the ring's parameters with `KEVENT_RING`, and NULL without.
+            if fd != -1 || num & !INIT_FLAGS != 0 || (num & KEVENT_RING == 0 && !buf_is_null) {
                 return Err(EINVAL);
             }
         }
@@ -56,7 +58,16 @@ pub(crate) fn check_ctl(fd: c_int, cmd: c_uint, num: c_uint, buf_is_null: bool) 
     Ok(())
 }
 
-fn init(flags: u32) -> Result<usize> {
+/// `KEVENT_CTL_INIT`: a new queue, with a ring if `flags` has `KEVENT_RING` (its parameters at
+/// `buf`: `EFAULT` if they cannot be read, `EINVAL` if they are wrong).
+fn init(flags: u32, buf: UserPtr) -> Result<usize> {
+    let ring = if flags & KEVENT_RING != 0 {
+        let len = size_of::<kevent_ring_params>();
+        let params = UserSlice::new(buf, len).reader().read::<RingParams>()?;
+        Some(Ring::new(&params.0)?)
+    } else {
+        None
+    };
     let cloexec = if flags & KEVENT_CLOEXEC != 0 {
         bindings::O_CLOEXEC
     } else {
@@ -68,7 +79,7 @@ fn init(flags: u32) -> Result<usize> {
         0
     };
     let fdr = FileDescriptorReservation::get_unused_fd_flags(cloexec)?;
-    let file = Queue::new_file(nonblock)?;
+    let file = Queue::new_file(nonblock, ring)?;
     let fd = fdr.reserved_fd();
     fdr.fd_install(file);
     Ok(fd as usize)
@@ -117,6 +128,7 @@ pub(crate) fn apply(
     source_of: fn(u32) -> Option<&'static dyn Source>,
 ) -> usize {
     let mut index = queue.index.lock();
+    queue.reap(&mut index);
     let mut done = 0;
     // The previous entry was added with `more`: this one ends or continues its run.
     let mut in_run = false;
@@ -152,7 +164,7 @@ pub(crate) fn apply(
 fn ctl(fd: c_int, cmd: c_uint, num: c_uint, buf: UserPtr) -> Result<usize> {
     check_ctl(fd, cmd, num, buf.as_const_ptr().is_null())?;
     if cmd == KEVENT_CTL_INIT {
-        return init(num);
+        return init(num, buf);
     }
     let file = queue_file(fd)?;
     let queue = Queue::from_file(&file)?;
@@ -318,7 +330,14 @@ mod tests {
         assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, INIT_FLAGS, true), Ok(()));
         assert_eq!(check_ctl(3, KEVENT_CTL_INIT, 0, true), Err(EINVAL));
         assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, 0, false), Err(EINVAL));
-        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, 0x4, true), Err(EINVAL));
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, 0x8, true), Err(EINVAL));
+        // The ring's parameters are read (or fault) later; NULL is `EFAULT` then.
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, KEVENT_RING, false), Ok(()));
+        assert_eq!(check_ctl(-1, KEVENT_CTL_INIT, KEVENT_RING, true), Ok(()));
+        assert_eq!(
+            check_ctl(-1, KEVENT_CTL_INIT, KEVENT_CLOEXEC, false),
+            Err(EINVAL)
+        );
         assert_eq!(check_ctl(3, 0, 0, true), Err(EINVAL));
         assert_eq!(check_ctl(3, 99, 0, true), Err(EINVAL));
     }

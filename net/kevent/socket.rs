@@ -68,6 +68,8 @@ impl kevent::Source for SocketSource {
         | KEVENT_SOCKET_HUP
         | KEVENT_SOCKET_ERR;
     const FOLLOWS_FD: bool = true;
+    // The re-check reads the socket's fields as `tcp_poll()` does, locklessly.
+    const RECHECK_ATOMIC: bool = true;
 
     type Object = Sock;
     type Ptr = ARef<Sock>;

@@ -300,6 +300,12 @@ pub trait Source {
     /// source.
     const CANCEL_ERRNO: i32 = 0;
 
+    /// [`Source::recheck`] only reads the object's state and never sleeps, so the core may
+    /// also call it where the object notifies its [`Storage`] (any context, under the storage's
+    /// lock), to write an edge-triggered or oneshot kevent of a queue with a ring into the ring
+    /// there, with what is ready now. Only with [`Source::recheck`].
+    const RECHECK_ATOMIC: bool = false;
+
     /// The objects of this source (a socket, an inode...).
     type Object: Send + Sync;
 
@@ -328,8 +334,9 @@ pub trait Source {
     /// entry) the result to report with them.
     ///
     /// Called when a kevent is registered and at each of its deliveries, in every mode; process
-    /// context, may sleep. A source without it has no level state: its events are reported as
-    /// they fired.
+    /// context, may sleep (unless [`Source::RECHECK_ATOMIC`]: then also where the object
+    /// notifies). A source without it has no level state: its events are reported as they
+    /// fired.
     fn recheck(_obj: &Self::Object, _events: u32, _data: &mut i64) -> u32 {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -487,6 +494,7 @@ impl<T: Source> SourceVTable<T> {
         assert!(T::CANCEL_ERRNO >= 0 && T::CANCEL_ERRNO <= bindings::MAX_ERRNO as i32);
         assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
         assert!(!T::HAS_START || T::ONESHOT);
+        assert!(!T::RECHECK_ATOMIC || T::HAS_RECHECK);
         bindings::kevent_source_ops {
             type_: T::TYPE,
             events: T::EVENTS,
@@ -496,6 +504,7 @@ impl<T: Source> SourceVTable<T> {
             takes_args: T::TAKES_ARGS,
             keyed_by_user_data: T::KEYED_BY_USER_DATA,
             oneshot: T::ONESHOT,
+            recheck_atomic: T::RECHECK_ATOMIC,
             cancel_errno: T::CANCEL_ERRNO,
             get: Some(Self::get),
             put: Some(Self::put),

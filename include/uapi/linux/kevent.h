@@ -19,7 +19,7 @@
 #include <linux/types.h>
 
 /* kevent_ctl() commands. */
-#define KEVENT_CTL_INIT		1	/* fd = -1, num = KEVENT_* flags, buf = NULL */
+#define KEVENT_CTL_INIT		1	/* fd = -1, num = KEVENT_* flags, buf = NULL or ring params */
 #define KEVENT_CTL_ADD		2
 #define KEVENT_CTL_REMOVE	3
 #define KEVENT_CTL_MODIFY	4
@@ -30,6 +30,7 @@
  */
 #define KEVENT_CLOEXEC		0x1	/* close on exec */
 #define KEVENT_NONBLOCK		0x2	/* kevent_get_events() never sleeps */
+#define KEVENT_RING		0x4	/* a ready ring: buf is a struct kevent_ring_params */
 
 /* Largest num accepted by one kevent_ctl() call; more is E2BIG. */
 #define KEVENT_CTL_MAX_BATCH	1024
@@ -133,5 +134,126 @@ struct ukevent {
 	__u32	arg_fd;
 	__u32	reserved;
 };
+
+/*
+ * The ready ring (KEVENT_CTL_INIT with KEVENT_RING).
+ *
+ * A queue made with KEVENT_RING has a ring of ready events that the process
+ * maps (mmap() of the queue's descriptor: offset 0, MAP_SHARED, readable and
+ * writable, at most KEVENT_RING_SIZE(entries) rounded up to pages), so that
+ * events are collected without a system call. The kernel writes an event
+ * into the ring when its source notifies it, if the kevent needs nothing at
+ * delivery: any kevent of a source without level state (timers that are not
+ * periodic, inodes, AIO completions), and the edge-triggered or oneshot
+ * kevents of a source whose level state may be read where it notifies
+ * (sockets); a oneshot kevent leaves its queue once written (its key is
+ * free at the next kevent_ctl()). Everything else, broken reports, and
+ * events that find the ring full (counted in overflow) take the ready
+ * list: kevent_get_events() as without a ring. A kevent waiting on the
+ * ready list is not also written into the ring. Each notification of an
+ * edge-triggered kevent is an event of its own in the ring (on the ready
+ * list, notifications not yet delivered merge into one).
+ *
+ * kevent_get_events() counts the events in the ring towards min_nr: once
+ * the ring and the ready list hold min_nr together, it returns what it
+ * copied from the ready list (0 if nothing was there); poll() of the queue
+ * says POLLIN while the ring holds an event. The queue lives until its last
+ * descriptor is closed and its last mapping unmapped.
+ *
+ * Slots carry sequence numbers, so that any number of threads may consume
+ * (each event is taken once). Position p (0, 1, 2, ...) is slot
+ * p & (entries - 1). A slot is free for position p when its seq is p; the
+ * kernel writes an event for position p into it, then stores seq = p + 1
+ * (release). To take one event:
+ *
+ *	pos = load(&ring->head);
+ *	for (;;) {
+ *		ev = &ring->events[pos & (ring->entries - 1)];
+ *		seq = load_acquire(&ev->seq);
+ *		if (seq == pos + 1) {
+ *			if (compare_exchange(&ring->head, &pos, pos + 1)) {
+ *				copy *ev;
+ *				store_release(&ev->seq, pos + ring->entries);
+ *				return the copy;
+ *			}		(pos now holds the current head)
+ *		} else if ((__s64)(seq - (pos + 1)) < 0) {
+ *			return empty;
+ *		} else {
+ *			pos = load(&ring->head);
+ *		}
+ *	}
+ *
+ * A slot taken but not yet released (seq not yet stored) is not free: an
+ * event for it finds the ring full. A read-only mapping may watch the ring
+ * but not take events.
+ *
+ * The kernel never trusts what the process writes there: a process that
+ * breaks the protocol only loses or repeats its own events.
+ */
+
+/* Largest ring, in slots. */
+#define KEVENT_RING_MAX_ENTRIES	65536
+
+/**
+ * struct kevent_ring_params - KEVENT_CTL_INIT's buf with KEVENT_RING
+ * @entries:	number of slots: a power of two, 1..KEVENT_RING_MAX_ENTRIES
+ * @flags:	must be zero
+ * @reserved:	must be zero
+ */
+struct kevent_ring_params {
+	__u32	entries;
+	__u32	flags;
+	__u64	reserved[3];
+};
+
+/**
+ * struct kevent_ring_event - one slot of the ring
+ * @seq:	the slot's sequence number (see above)
+ * @user_data:	as in struct ukevent
+ * @id:		as in struct ukevent
+ * @type:	as in struct ukevent
+ * @event:	the events that fired
+ * @req_flags:	as in struct ukevent
+ * @ret_flags:	KEVENT_RET_DONE
+ * @ret_data:	as in struct ukevent
+ * @reserved:	zero
+ */
+struct kevent_ring_event {
+	__u64	seq;
+	__u64	user_data;
+	__u64	id;
+	__u32	type;
+	__u32	event;
+	__u32	req_flags;
+	__u32	ret_flags;
+	__s64	ret_data;
+	__u64	reserved[2];
+};
+
+/**
+ * struct kevent_ring - the mapped ring, at offset 0 of the queue's descriptor
+ * @head:	the next position to take; advanced by the consumers only
+ * @tail:	the next position the kernel writes (for information: a
+ *		consumer goes by the slots' seq)
+ * @overflow:	events that found the ring full and took the ready list
+ * @entries:	number of slots, a power of two
+ * @events:	the slots; slot i starts with seq = i
+ *
+ * @head and @tail are in separate cache lines.
+ */
+struct kevent_ring {
+	__u64	head;
+	__u64	__pad0[7];
+	__u64	tail;
+	__u64	overflow;
+	__u32	entries;
+	__u32	__pad1;
+	__u64	__pad2[5];
+	struct kevent_ring_event events[];
+};
+
+/* Bytes of the ring of a queue with @entries slots (mmap length, before rounding up). */
+#define KEVENT_RING_SIZE(entries) \
+	(sizeof(struct kevent_ring) + (__u64)(entries) * sizeof(struct kevent_ring_event))
 
 #endif /* _UAPI_LINUX_KEVENT_H */

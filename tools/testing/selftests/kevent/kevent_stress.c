@@ -357,9 +357,18 @@ static void do_ctl(struct worker *w)
 	}
 	switch (cmd) {
 	case KEVENT_CTL_INIT:
-		if (fd != -1 || buf || (num & ~(KEVENT_CLOEXEC | KEVENT_NONBLOCK))) {
+		if (fd != -1 || (num & ~(KEVENT_CLOEXEC | KEVENT_NONBLOCK | KEVENT_RING)) ||
+		    (buf && !(num & KEVENT_RING))) {
 			if (ret != -1 || err != EINVAL)
 				fail(w, "%s = %d, errno %d: expected EINVAL", call, ret, err);
+		} else if ((num & KEVENT_RING) && !buf) {
+			if (ret != -1 || err != EFAULT)
+				fail(w, "%s = %d, errno %d: expected EFAULT", call, ret, err);
+		} else if (num & KEVENT_RING) {
+			/* buf, the ring's parameters, is random bytes or unmapped. */
+			if (ret < 0 && err != EINVAL && err != EFAULT && err != EMFILE &&
+			    err != ENFILE && err != ENOMEM)
+				fail(w, "%s: errno %d (%s)", call, err, strerror(err));
 		} else if (ret < 0 && err != EMFILE && err != ENFILE && err != ENOMEM) {
 			fail(w, "%s: errno %d (%s)", call, err, strerror(err));
 		}

@@ -70,7 +70,7 @@ TEST(init_bad_args)
 {
 	struct ukevent uk = { 0 };
 
-	EXPECT_EQ(-1, kevent_init(0x4));
+	EXPECT_EQ(-1, kevent_init(0x8));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, sys_kevent_ctl(0, KEVENT_CTL_INIT, 0, NULL));
 	EXPECT_EQ(EINVAL, errno);
