@@ -32,12 +32,32 @@
  * in one kevent_add() on one stream socket are corked together: small ones
  * leave in full segments, not one segment each.
  *
+ * A queue made with a ready ring (%KEVENT_RING) has the events that need
+ * nothing at delivery (timers that are not periodic, inodes, AIO
+ * completions, edge-triggered or oneshot socket kevents) written into memory
+ * the process maps, and taken from there without a system call; the others
+ * still come from kevent_get_events(), which returns as soon as the ring
+ * holds an event (0 if it copied none):
+ *
+ *	struct kevent_ring *ring;
+ *	struct kevent_ring_event rev;
+ *	size_t len;
+ *	int kfd = kevent_queue_ring(KEVENT_CLOEXEC, 256, &ring, &len);
+ *
+ *	n = kevent_wait(kfd, ev, 1, 8, -1);
+ *	... ev[0..n) as above ...
+ *	while (kevent_ring_pop(ring, &rev))
+ *		... rev.user_data, rev.event, rev.ret_data ...
+ *	kevent_ring_unmap(ring, len);
+ *
  * syscall() needs _DEFAULT_SOURCE (or _GNU_SOURCE) defined before the first
  * #include of a libc header.
  *
- * Every function that makes a system call makes exactly one. The calls
- * return like syscall(2): -1 with errno set on failure. See
- * Documentation/kevent.rst for the semantics of every field, flag and error.
+ * Every function that makes a system call makes exactly one, except
+ * kevent_queue_ring() (kevent_ctl() and mmap(), and close() if mmap()
+ * fails). The calls return like syscall(2): -1 with errno set on failure.
+ * See Documentation/kevent.rst for the semantics of every field, flag and
+ * error.
  *
  * Installed next to the uapi header <linux/kevent.h> (make headers_install),
  * which it includes; "make -C tools/lib/kevent install" copies it to
@@ -48,6 +68,7 @@
 
 #include <linux/kevent.h>
 #include <linux/time_types.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <string.h>
@@ -640,6 +661,160 @@ static inline int kevent_aio_cancel(int kfd, int sockfd, __u64 user_data)
 	kevent_prep_aio_key(&uk, sockfd, user_data);
 	return __kevent_ctl_one(kfd, KEVENT_CTL_REMOVE, &uk);
 }
+
+/*
+ * The ready ring (%KEVENT_RING), for a <linux/kevent.h> that has it. See the
+ * comment above struct kevent_ring there for the protocol kevent_ring_pop()
+ * implements.
+ */
+#ifdef KEVENT_RING
+
+/**
+ * kevent_ring_len() - the length to map of the ring of a queue
+ * @entries:	the ring's slots, as given to kevent_queue_ring()
+ *
+ * %KEVENT_RING_SIZE(@entries) rounded up to the page size: the most that
+ * mmap() of the queue accepts.
+ *
+ * Return: the length in bytes (%KEVENT_RING_SIZE(@entries) itself if the
+ * page size is unknown: mmap() rounds it up the same way).
+ */
+static inline size_t kevent_ring_len(unsigned int entries)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t len = (size_t)KEVENT_RING_SIZE(entries);
+
+	if (pg <= 0)
+		return len;
+	return (len + (size_t)pg - 1) / (size_t)pg * (size_t)pg;
+}
+
+/**
+ * kevent_queue_ring() - make a kevent queue with a ready ring, and map it
+ * @flags:	%KEVENT_CLOEXEC and/or %KEVENT_NONBLOCK, or 0 (%KEVENT_RING is
+ *		added)
+ * @entries:	the ring's slots: a power of two, 1 to
+ *		%KEVENT_RING_MAX_ENTRIES (anything else is %EINVAL)
+ * @ring:	receives the ring, mapped readable and writable and shared
+ * @len:	receives the length of the mapping, for kevent_ring_unmap()
+ *
+ * kevent_ctl(%KEVENT_CTL_INIT) with a struct kevent_ring_params, then mmap()
+ * of the whole ring (kevent_ring_len()). The mapping stays valid after the
+ * queue is closed, until kevent_ring_unmap(); *@ring and *@len are set only
+ * on success.
+ *
+ * Return: the new queue's file descriptor; -1 with errno set on error (the
+ * queue is closed again if the mapping failed).
+ */
+static inline int kevent_queue_ring(unsigned int flags, unsigned int entries,
+				    struct kevent_ring **ring, size_t *len)
+{
+	struct kevent_ring_params params;
+	size_t size;
+	void *p;
+	int fd, err;
+
+	memset(&params, 0, sizeof(params));
+	params.entries = entries;
+	fd = kevent_ctl(-1, KEVENT_CTL_INIT, flags | KEVENT_RING,
+			(struct ukevent *)(void *)&params);
+	if (fd < 0)
+		return -1;
+	size = kevent_ring_len(entries);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	*ring = (struct kevent_ring *)p;
+	*len = size;
+	return fd;
+}
+
+/**
+ * kevent_ring_pop() - take one event from a ready ring
+ * @ring:	the ring, mapped by kevent_queue_ring()
+ * @ev:		receives the event
+ *
+ * Any number of threads may take events from one ring at once: each event
+ * is taken by exactly one of them. Makes no system call and never waits:
+ * kevent_get_events() (or poll() of the queue) waits for the ring not to
+ * be empty. Events are taken in the order the kernel wrote them.
+ *
+ * Return: 1 with the event in *@ev (its seq is its position + 1, ret_flags
+ * %KEVENT_RET_DONE), or 0 if the ring is empty.
+ */
+static inline int kevent_ring_pop(struct kevent_ring *ring,
+				  struct kevent_ring_event *ev)
+{
+	__u64 mask = (__u64)__atomic_load_n(&ring->entries, __ATOMIC_RELAXED) - 1;
+	__u64 pos = __atomic_load_n(&ring->head, __ATOMIC_RELAXED);
+	struct kevent_ring_event *slot;
+	__u64 seq;
+
+	for (;;) {
+		slot = &ring->events[pos & mask];
+		/* Pairs with the kernel's release store of seq = pos + 1. */
+		seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+		if (seq == pos + 1) {
+			/* On failure, pos receives the current head. */
+			if (__atomic_compare_exchange_n(&ring->head, &pos, pos + 1,
+							0, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED)) {
+				*ev = *slot;
+				/* The copy is done before the kernel may reuse the slot. */
+				__atomic_store_n(&slot->seq, pos + mask + 1,
+						 __ATOMIC_RELEASE);
+				return 1;
+			}
+			continue;
+		}
+		/* Not written yet for this lap: empty. */
+		if ((__s64)(seq - (pos + 1)) < 0)
+			return 0;
+		/* Taken by another thread: look at the head again. */
+		pos = __atomic_load_n(&ring->head, __ATOMIC_RELAXED);
+	}
+}
+
+/**
+ * kevent_ring_unmap() - unmap a ring mapped by kevent_queue_ring()
+ * @ring:	the ring
+ * @len:	the length kevent_queue_ring() returned in its @len
+ *
+ * The queue may have been closed before or not; an event left in the ring
+ * is lost.
+ */
+static inline void kevent_ring_unmap(struct kevent_ring *ring, size_t len)
+{
+	munmap(ring, len);
+}
+
+/**
+ * kevent_ring_to_ukevent() - a ring event as kevent_get_events() reports it
+ * @rev:	an event taken by kevent_ring_pop()
+ * @uk:		receives it, zeroed first
+ *
+ * So that the events of the ring and those of kevent_get_events() go to one
+ * handler: every field that a ring event has is copied (arg and arg_fd
+ * stay zero).
+ */
+static inline void kevent_ring_to_ukevent(const struct kevent_ring_event *rev,
+					  struct ukevent *uk)
+{
+	memset(uk, 0, sizeof(*uk));
+	uk->user_data = rev->user_data;
+	uk->id = rev->id;
+	uk->type = rev->type;
+	uk->event = rev->event;
+	uk->req_flags = rev->req_flags;
+	uk->ret_flags = rev->ret_flags;
+	uk->ret_data = rev->ret_data;
+}
+
+#endif /* KEVENT_RING */
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,12 @@
 //! "deliveries/event" is how many readiness reports the mechanism handed
 //! to the callback per byte (below 1 when bytes met; above 1 when reports
 //! were stale and the read found nothing).
+//!
+//! The mechanisms' loops are those of `notify.rs`, which says which system
+//! calls each makes. "kevent ET ring (socket)" is the socket source, edge
+//! triggered, on a queue with a ready ring of a power of two of at least 2n
+//! slots (at most 65536): the events are popped from the ring, and
+//! `kevent_get_events()` is called only when it is empty.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -290,10 +296,11 @@ pub enum Mech {
     KeventLt,
     KeventEt,
     KeventSocketEt,
+    KeventSocketEtRing,
 }
 
 impl Mech {
-    pub const ALL: [Mech; 7] = [
+    pub const ALL: [Mech; 8] = [
         Mech::Floor,
         Mech::EpollLt,
         Mech::EpollEt,
@@ -301,6 +308,7 @@ impl Mech {
         Mech::KeventLt,
         Mech::KeventEt,
         Mech::KeventSocketEt,
+        Mech::KeventSocketEtRing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -312,6 +320,7 @@ impl Mech {
             Mech::KeventLt => "kevent LT (poll source)",
             Mech::KeventEt => "kevent ET (poll source)",
             Mech::KeventSocketEt => "kevent ET (socket source)",
+            Mech::KeventSocketEtRing => "kevent ET ring (socket)",
         }
     }
 
@@ -321,6 +330,7 @@ impl Mech {
             Mech::UringPoll => Need::Uring,
             Mech::KeventLt | Mech::KeventEt => Need::Kevent,
             Mech::KeventSocketEt => Need::KeventSocket,
+            Mech::KeventSocketEtRing => Need::KeventSocketRing,
         }
     }
 
@@ -334,6 +344,7 @@ impl Mech {
             Mech::KeventLt => Box::new(notify::Kevent::new(false, false)?),
             Mech::KeventEt => Box::new(notify::Kevent::new(false, true)?),
             Mech::KeventSocketEt => Box::new(notify::Kevent::new(true, true)?),
+            Mech::KeventSocketEtRing => Box::new(notify::Kevent::with_ring(n)?),
         })
     }
 }

@@ -16,8 +16,8 @@
 //! Progress goes to stderr; the results, one Markdown table per case, go to
 //! stdout between the lines `KEVENT-BENCH-BEGIN` and `KEVENT-BENCH-END`,
 //! printed at the end in one piece. Mechanisms whose system calls are
-//! missing (kevent on a kernel without it, its socket or AIO source,
-//! io_uring when disabled) are reported as "n/a (...)" rows; a run that
+//! missing (kevent on a kernel without it, its socket or AIO source or
+//! ready ring, io_uring when disabled) are reported as "n/a (...)" rows; a run that
 //! fails its checks is reported as "FAILED: reason", never as a number.
 
 mod aio;
@@ -36,7 +36,7 @@ use std::os::fd::AsFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
-use kevent::{Queue, Request};
+use kevent::{Queue, QueueFlags, Request};
 
 /// What a mechanism needs from the kernel.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +45,10 @@ pub enum Need {
     Kevent,
     KeventSocket,
     KeventAio,
+    /// A queue with a ready ring (`KEVENT_RING`).
+    KeventRing,
+    /// A ready ring and the socket source.
+    KeventSocketRing,
     Uring,
 }
 
@@ -70,6 +74,7 @@ pub struct Env {
     pub kevent: Result<(), String>,
     pub kevent_socket: Result<(), String>,
     pub kevent_aio: Result<(), String>,
+    pub kevent_ring: Result<(), String>,
     pub uring: Result<String, String>,
 }
 
@@ -81,6 +86,13 @@ impl Env {
             Need::Kevent => self.kevent.clone().err(),
             Need::KeventSocket => self.kevent.clone().and(self.kevent_socket.clone()).err(),
             Need::KeventAio => self.kevent.clone().and(self.kevent_aio.clone()).err(),
+            Need::KeventRing => self.kevent.clone().and(self.kevent_ring.clone()).err(),
+            Need::KeventSocketRing => self
+                .kevent
+                .clone()
+                .and(self.kevent_socket.clone())
+                .and(self.kevent_ring.clone())
+                .err(),
             Need::Uring => self.uring.clone().err(),
         }
     }
@@ -143,10 +155,16 @@ fn usage(code: i32) -> ! {
 static PROBE_BYTE: [u8; 1] = [0x6b];
 
 /// The results of [`probe_kevent`]: the system calls, the socket source,
-/// the AIO source.
-type KeventProbe = (Result<(), String>, Result<(), String>, Result<(), String>);
+/// the AIO source, the ready ring.
+type KeventProbe = (
+    Result<(), String>,
+    Result<(), String>,
+    Result<(), String>,
+    Result<(), String>,
+);
 
-/// kevent: are the system calls there, and are the socket and AIO sources?
+/// kevent: are the system calls there, the socket and AIO sources, and the
+/// ready ring?
 fn probe_kevent() -> KeventProbe {
     let q = match Queue::new() {
         Ok(q) => q,
@@ -156,7 +174,12 @@ fn probe_kevent() -> KeventProbe {
             } else {
                 format!("kevent: {e}")
             };
-            return (Err(why.clone()), Err(why.clone()), Err(why));
+            return (
+                Err(why.clone()),
+                Err(why.clone()),
+                Err(why.clone()),
+                Err(why),
+            );
         }
     };
     let socket = match sys::socketpair() {
@@ -185,7 +208,13 @@ fn probe_kevent() -> KeventProbe {
             }
         }
     };
-    (Ok(()), socket, aio)
+    // A queue with the smallest ring: EINVAL if the kernel has no rings.
+    let ring = match Queue::with_ring(QueueFlags::CLOEXEC, 1) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err("no ready ring".into()),
+        Err(e) => Err(format!("ready ring: {e}")),
+    };
+    (Ok(()), socket, aio, ring)
 }
 
 fn probe_uring() -> Result<String, String> {
@@ -268,7 +297,7 @@ fn main() {
             notes.push(n);
         }
     }
-    let (kev, kev_sock, kev_aio) = probe_kevent();
+    let (kev, kev_sock, kev_aio, kev_ring) = probe_kevent();
     let env = Env {
         quick,
         runs,
@@ -277,6 +306,7 @@ fn main() {
         kevent: kev,
         kevent_socket: kev_sock,
         kevent_aio: kev_aio,
+        kevent_ring: kev_ring,
         uring: probe_uring(),
     };
     let (release, version, machine) = sys::uname();
@@ -286,7 +316,7 @@ fn main() {
         Err(e) => format!("n/a ({e})"),
     };
     let kev_line = format!(
-        "{}; socket source: {}; AIO source: {}",
+        "{}; socket source: {}; AIO source: {}; ready ring: {}",
         show(
             &env.kevent
                 .clone()
@@ -301,7 +331,8 @@ fn main() {
             &env.kevent_aio
                 .clone()
                 .map(|_| "KEVENT_TYPE_AIO".to_string())
-        )
+        ),
+        show(&env.kevent_ring.clone().map(|_| "KEVENT_RING".to_string()))
     );
     eprintln!(
         "kevent-bench: kernel {release}, {cpus} CPUs, {runs} runs{}, cases: {}",

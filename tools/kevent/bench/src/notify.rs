@@ -7,6 +7,11 @@
 //! System calls each `wait()` makes (all counted, see `sys.rs`):
 //! - epoll: one `epoll_wait(1024)`.
 //! - kevent: one `kevent_get_events(min 1, max 1024)`.
+//! - kevent with a ready ring: up to 1024 events popped from the ring, no
+//!   system call; only when the ring is empty, one
+//!   `kevent_get_events(min 1, max 1024)`, which returns the events that
+//!   took the ready list (the ring was full), or 0 as soon as the ring holds
+//!   an event, which are then popped.
 //! - io_uring: one `io_uring_enter(GETEVENTS, min_complete 1)` only when
 //!   the completion queue is empty (it also submits queued re-arms and
 //!   removals), then up to 1024 completions are reaped from the ring
@@ -24,7 +29,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
-use kevent::{Events, Kind, Queue, Request};
+use kevent::{Events, Kind, Queue, QueueFlags, Request, Ring};
 
 use crate::sys;
 
@@ -99,9 +104,13 @@ impl Notifier for Epoll {
 }
 
 /// kevent, with the poll source (`poll::IN`) or the socket source
-/// (`SOCKET_RECV`, `SOCKET_ACCEPT` for listeners); level or edge triggered.
+/// (`SOCKET_RECV`, `SOCKET_ACCEPT` for listeners); level or edge triggered;
+/// with or without a ready ring.
 pub struct Kevent {
     q: Queue,
+    /// The queue's ready ring, if it has one: popped before each
+    /// `kevent_get_events()`.
+    ring: Option<Ring>,
     socket: bool,
     edge: bool,
     pending: Vec<Request>,
@@ -112,8 +121,27 @@ impl Kevent {
     pub fn new(socket: bool, edge: bool) -> Result<Kevent, String> {
         Ok(Kevent {
             q: Queue::new().map_err(|e| err("kevent queue", e))?,
+            ring: None,
             socket,
             edge,
+            pending: Vec::with_capacity(kevent::MAX_BATCH),
+            events: Events::with_capacity(BATCH),
+        })
+    }
+
+    /// The socket source, edge triggered, on a queue with a ready ring for
+    /// `n` fds: a power of two of at least `2 * n` slots, at most
+    /// `KEVENT_RING_MAX_ENTRIES` (what does not fit takes the ready list).
+    pub fn with_ring(n: usize) -> Result<Kevent, String> {
+        let max = kevent::sys::KEVENT_RING_MAX_ENTRIES as usize;
+        let entries = n.saturating_mul(2).max(1).next_power_of_two().min(max) as u32;
+        let (q, ring) = Queue::with_ring(QueueFlags::CLOEXEC, entries)
+            .map_err(|e| err("kevent queue with a ring", e))?;
+        Ok(Kevent {
+            q,
+            ring: Some(ring),
+            socket: true,
+            edge: true,
             pending: Vec::with_capacity(kevent::MAX_BATCH),
             events: Events::with_capacity(BATCH),
         })
@@ -177,20 +205,49 @@ impl Notifier for Kevent {
     #[inline]
     fn wait(&mut self, ready: &mut Vec<u64>, timeout: Duration) -> Result<(), String> {
         ready.clear();
+        // The ring first: no system call while it has events.
+        if let Some(ring) = &self.ring {
+            pop_ring(ring, ready)?;
+            if !ready.is_empty() {
+                return Ok(());
+            }
+        }
         sys::kq_wait(&self.q, &mut self.events, 1, Some(timeout))
             .map_err(|e| err("kevent_get_events", e))?;
         for ev in &self.events {
-            if ev.is_broken() {
-                return Err(format!(
-                    "broken event for token {}: {}",
-                    ev.user_data(),
-                    ev.result().err().map_or("?".into(), |e| e.to_string())
-                ));
-            }
-            ready.push(ev.user_data());
+            token(ev, ready)?;
+        }
+        // None from the ready list: the ring got one (or the wait timed out).
+        if let (true, Some(ring)) = (ready.is_empty(), &self.ring) {
+            pop_ring(ring, ready)?;
         }
         Ok(())
     }
+}
+
+/// Adds the token of `ev` to `ready`, unless it is broken.
+#[inline]
+fn token(ev: &kevent::Event, ready: &mut Vec<u64>) -> Result<(), String> {
+    if ev.is_broken() {
+        return Err(format!(
+            "broken event for token {}: {}",
+            ev.user_data(),
+            ev.result().err().map_or("?".into(), |e| e.to_string())
+        ));
+    }
+    ready.push(ev.user_data());
+    Ok(())
+}
+
+/// Pops events from `ring` into `ready` until it holds [`BATCH`] or the ring
+/// is empty.
+#[inline]
+fn pop_ring(ring: &Ring, ready: &mut Vec<u64>) -> Result<(), String> {
+    while ready.len() < BATCH {
+        let Some(ev) = ring.pop() else { break };
+        token(&ev, ready)?;
+    }
+    Ok(())
 }
 
 /// user_data bit of removal SQEs.

@@ -12,6 +12,13 @@
 //!
 //! - kevent: `kevent_ctl(ADD)` of up to 1024 `Request::timer_at` per call,
 //!   then `kevent_get_events(min 1, max 1024)`.
+//! - kevent with a ready ring: the same arming on a queue with a ring of
+//!   N slots (the next power of two, at most 65536); expiries are popped
+//!   from the ring, up to 1024 at a time, without a system call, and only
+//!   when the ring is empty a `kevent_get_events(min 1, max 1024)` returns
+//!   those that found it full (took the ready list), or 0 as soon as the
+//!   ring holds one. A ring smaller than N, or one that fills while arming
+//!   goes on, sends the rest to the ready list.
 //! - timerfd + epoll: per timer `timerfd_create`, `timerfd_settime`
 //!   (`TFD_TIMER_ABSTIME`) and `epoll_ctl(ADD)`; then `epoll_wait(1024)` and
 //!   one `read()` per expired timerfd.
@@ -21,15 +28,15 @@
 //!   empty.
 //!
 //! Checks per run: every timer reported exactly once, never before its
-//! deadline, with one expiration (kevent `data() == 1`, timerfd read 1,
-//! io_uring `-ETIME`).
+//! deadline, with one expiration (kevent `data() == 1`, ring or ready list,
+//! timerfd read 1, io_uring `-ETIME`).
 
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
-use kevent::{Events, Queue, Request};
+use kevent::{Event, Events, Queue, QueueFlags, Request};
 
 use crate::notify::BATCH;
 use crate::stats::{self, num, per, ratio, Table};
@@ -153,10 +160,38 @@ fn sample(n: usize, t_arm: Duration, t_total: Duration, sc: u64, late: f64) -> S
     }
 }
 
-fn run_kevent(n: usize) -> Result<Sample, String> {
+/// Checks a kevent timer expiry.
+#[inline]
+fn check_expiry(ev: &Event) -> Result<(), String> {
+    if ev.is_broken() || ev.events() & kevent::TIMER_FIRED == 0 || ev.data() != 1 {
+        return Err(format!(
+            "timer {}: events {:#x}, data {}, broken {}",
+            ev.user_data(),
+            ev.events(),
+            ev.data(),
+            ev.is_broken()
+        ));
+    }
+    Ok(())
+}
+
+/// kevent timers, on a queue with a ready ring if `ring`.
+fn run_kevent(n: usize, ring: bool) -> Result<Sample, String> {
     let w = window();
-    let q = Queue::new().map_err(|e| format!("kevent queue: {e}"))?;
+    let (q, ring) = if ring {
+        let max = kevent::sys::KEVENT_RING_MAX_ENTRIES as usize;
+        let entries = n.max(1).next_power_of_two().min(max) as u32;
+        let (q, r) = Queue::with_ring(QueueFlags::CLOEXEC, entries)
+            .map_err(|e| format!("kevent queue with a ring: {e}"))?;
+        (q, Some(r))
+    } else {
+        (
+            Queue::new().map_err(|e| format!("kevent queue: {e}"))?,
+            None,
+        )
+    };
     let mut events = Events::with_capacity(BATCH);
+    let mut popped: Vec<Event> = Vec::with_capacity(BATCH);
     let mut batch: Vec<Request> = Vec::with_capacity(CHUNK);
     let mut ends = Vec::with_capacity(n / CHUNK + 1);
 
@@ -183,28 +218,46 @@ fn run_kevent(n: usize) -> Result<Sample, String> {
         i = end;
     }
     let t_arm = t0.elapsed();
+    // With a ring: whether the last kevent_get_events() returned nothing
+    // (the ring got an event, or STALL passed).
+    let mut waited_empty = false;
     while !c.done() {
+        if let Some(ring) = &ring {
+            // The ring first, without a system call; the time is taken after
+            // the events, as after a kevent_get_events().
+            popped.clear();
+            popped.extend(ring.drain().take(BATCH));
+            if !popped.is_empty() {
+                let now = sys::mono_now();
+                for ev in &popped {
+                    check_expiry(ev)?;
+                    c.one(ev.user_data(), now)?;
+                }
+                waited_empty = false;
+                continue;
+            }
+            if waited_empty {
+                return Err(c.stalled());
+            }
+        }
         let k = sys::kq_wait(&q, &mut events, 1, Some(STALL))
             .map_err(|e| format!("kevent_get_events: {e}"))?;
         if k == 0 {
-            return Err(c.stalled());
+            if ring.is_none() {
+                return Err(c.stalled());
+            }
+            waited_empty = true;
+            continue;
         }
         let now = sys::mono_now();
         for ev in &events {
-            if ev.is_broken() || ev.events() & kevent::TIMER_FIRED == 0 || ev.data() != 1 {
-                return Err(format!(
-                    "timer {}: events {:#x}, data {}, broken {}",
-                    ev.user_data(),
-                    ev.events(),
-                    ev.data(),
-                    ev.is_broken()
-                ));
-            }
+            check_expiry(ev)?;
             c.one(ev.user_data(), now)?;
         }
     }
     let t_total = t0.elapsed();
     let sc = sys::syscalls() - sc0;
+    drop(ring);
     drop(q);
     Ok(sample(n, t_arm, t_total, sc, late(base, n, w, &ends)))
 }
@@ -331,16 +384,18 @@ fn run_uring(n: usize) -> Result<Sample, String> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mech {
     Kevent,
+    KeventRing,
     Timerfd,
     Uring,
 }
 
 impl Mech {
-    const ALL: [Mech; 3] = [Mech::Timerfd, Mech::Kevent, Mech::Uring];
+    const ALL: [Mech; 4] = [Mech::Timerfd, Mech::Kevent, Mech::KeventRing, Mech::Uring];
 
     fn name(self) -> &'static str {
         match self {
             Mech::Kevent => "kevent timers",
+            Mech::KeventRing => "kevent timers ring",
             Mech::Timerfd => "timerfd + epoll",
             Mech::Uring => "io_uring timeouts",
         }
@@ -349,6 +404,7 @@ impl Mech {
     fn need(self) -> Need {
         match self {
             Mech::Kevent => Need::Kevent,
+            Mech::KeventRing => Need::KeventRing,
             Mech::Timerfd => Need::Nothing,
             Mech::Uring => Need::Uring,
         }
@@ -356,7 +412,8 @@ impl Mech {
 
     fn run(self, n: usize) -> Result<Sample, String> {
         match self {
-            Mech::Kevent => run_kevent(n),
+            Mech::Kevent => run_kevent(n, false),
+            Mech::KeventRing => run_kevent(n, true),
             Mech::Timerfd => run_timerfd(n),
             Mech::Uring => run_uring(n),
         }

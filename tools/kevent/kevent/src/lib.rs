@@ -23,8 +23,12 @@
 //! the capacity of the [`Events`] buffer returns
 //! [`io::ErrorKind::InvalidInput`] without a system call. Benchmarks rely on
 //! this to count system calls. Dropping a [`Queue`] is one `close()`.
-//! Nothing else in this crate makes a system call, except [`monotonic_now`]
-//! (`clock_gettime()`, normally served by the vDSO).
+//! The ready ring is the other exception: [`Queue::with_ring`] makes two
+//! (the `kevent_ctl()` and the `mmap()` of the ring), [`Ring::map`] two (a
+//! `kevent_ctl()` of no entry that checks the descriptor, and the
+//! `mmap()`), [`Ring::pop`] none, and dropping a [`Ring`] is one
+//! `munmap()`. Nothing else in this crate makes a system call, except
+//! [`monotonic_now`] (`clock_gettime()`, normally served by the vDSO).
 //!
 //! # Errors
 //!
@@ -78,6 +82,60 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # The ready ring
+//!
+//! A queue made with [`Queue::with_ring`] has a ring of ready events shared
+//! with the kernel: [`Ring::pop`] takes one without a system call. The
+//! kernel writes there the events of the kevents that need nothing at
+//! delivery: timers that are not periodic, inodes, AIO completions, and the
+//! edge-triggered ([`Request::edge`]) or oneshot kevents of sockets. Every
+//! other event, and any that finds the ring full ([`Ring::overflow`] counts
+//! them), takes the ready list as without a ring: collect both. Once the
+//! ring is empty, [`Queue::wait`] sleeps until either has an event; it
+//! counts those of the ring towards its `min` and returns (with 0 events, if
+//! none came from the ready list) as soon as the ring holds one.
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use std::os::fd::AsFd;
+//! use std::os::unix::net::UnixStream;
+//! use std::time::Duration;
+//!
+//! use kevent::{Events, Queue, QueueFlags, Request, SOCKET_RECV};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let (queue, ring) = Queue::with_ring(QueueFlags::CLOEXEC, 256)?;
+//!     let (a, mut b) = UnixStream::pair()?;
+//!     // Edge triggered: its events go to the ring.
+//!     queue.add_one(Request::socket(a.as_fd(), SOCKET_RECV).edge().user_data(1))?;
+//!     // Oneshot and not periodic: into the ring, and out of the queue.
+//!     queue.add_one(Request::timer(2, Duration::from_millis(5), None).oneshot())?;
+//!     b.write_all(b"hello")?;
+//!
+//!     let mut events = Events::with_capacity(64);
+//!     let mut seen = 0;
+//!     while seen < 2 {
+//!         // No system call while the ring has events.
+//!         for ev in ring.drain() {
+//!             println!("ring: {:?} {} events {:#x}", ev.kind(), ev.id(), ev.events());
+//!             seen += 1;
+//!         }
+//!         // Returns at once if the ring got an event meanwhile.
+//!         queue.wait(&mut events, 1, Some(Duration::from_secs(1)))?;
+//!         for ev in &events {
+//!             println!("ready list: {:?} {}", ev.kind(), ev.id());
+//!             seen += 1;
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Any number of threads may pop from one [`Ring`] (it is `Send` and
+//! `Sync`), each event taken once; [`Ring::map`] maps the ring of a queue
+//! received from another process. The ring outlives its [`Queue`]: it is
+//! unmapped when dropped.
 //!
 //! # Network AIO
 //!
@@ -167,14 +225,18 @@
 //!
 //! # The raw ABI
 //!
-//! [`sys`] mirrors `include/uapi/linux/kevent.h` ([`sys::Ukevent`] and every
-//! `KEVENT_*` constant) and has the raw system calls, for callers that build
-//! entries by hand. [`Request::from_raw`] and [`Request::raw`] convert.
+//! [`sys`] mirrors `include/uapi/linux/kevent.h` ([`sys::Ukevent`], the
+//! ring's structures and every `KEVENT_*` constant) and has the raw system
+//! calls, for callers that build entries by hand. [`Request::from_raw`] and
+//! [`Request::raw`] convert.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod ring;
 pub mod sys;
+
+pub use ring::{Ring, RingDrain};
 
 use std::fmt;
 use std::io;
@@ -417,6 +479,11 @@ impl Queue {
         // memory.
         let ret =
             unsafe { sys::kevent_ctl(-1, sys::KEVENT_CTL_INIT, flags.bits(), ptr::null_mut()) };
+        Queue::from_init(ret)
+    }
+
+    /// The queue of the return value `ret` of a `KEVENT_CTL_INIT`.
+    fn from_init(ret: i64) -> io::Result<Queue> {
         let fd = check(ret)?;
         let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         // SAFETY: on success KEVENT_CTL_INIT returns a new file descriptor
@@ -571,9 +638,13 @@ impl Queue {
     /// (relative, on `CLOCK_MONOTONIC`; `None` waits without a limit, a zero
     /// timeout does not sleep) or a signal arrives (`EINTR`, not retried).
     /// The result may be below `min` (timeout, a non-blocking queue, events
-    /// found stale at delivery). `min` larger than `events.capacity()` is a
-    /// caller bug: [`io::ErrorKind::InvalidInput`], without a system call.
-    /// Timeouts too long for the ABI saturate (in effect, no limit).
+    /// found stale at delivery). On a queue with a ring
+    /// ([`Queue::with_ring`]) the events in the ring count towards `min`,
+    /// and the call returns as soon as the ring holds one, with the events
+    /// of the ready list only (0 if none): pop the ring's with [`Ring::pop`].
+    /// `min` larger than `events.capacity()` is a caller bug:
+    /// [`io::ErrorKind::InvalidInput`], without a system call. Timeouts too
+    /// long for the ABI saturate (in effect, no limit).
     pub fn wait(
         &self,
         events: &mut Events,

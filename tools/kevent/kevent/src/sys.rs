@@ -54,7 +54,8 @@ macro_rules! kevent_consts {
 
 kevent_consts! {
     /// `kevent_ctl()` command: make a queue (`fd` = -1, `num` = flags,
-    /// `buf` = NULL); returns its file descriptor.
+    /// `buf` = NULL, or a [`KeventRingParams`] with [`KEVENT_RING`]);
+    /// returns its file descriptor.
     KEVENT_CTL_INIT = 1;
     /// `kevent_ctl()` command: register kevents.
     KEVENT_CTL_ADD = 2;
@@ -68,6 +69,10 @@ kevent_consts! {
     /// `KEVENT_CTL_INIT` flag: the new file is `O_NONBLOCK`;
     /// `kevent_get_events()` never sleeps.
     KEVENT_NONBLOCK = 0x2;
+    /// `KEVENT_CTL_INIT` flag: the queue has a ready ring, which the process
+    /// maps (`mmap()` of the queue's descriptor, offset 0, `MAP_SHARED`,
+    /// readable and writable); `buf` points to a [`KeventRingParams`].
+    KEVENT_RING = 0x4;
 
     /// The largest `num` of one `kevent_ctl()` call; more is `E2BIG`.
     KEVENT_CTL_MAX_BATCH = 1024;
@@ -137,6 +142,9 @@ kevent_consts! {
     /// Return flag: `kevent_ctl()`: the entry failed; delivery: the source is
     /// gone or failed. `ret_data` is `-errno` in both cases.
     KEVENT_RET_BROKEN = 0x02;
+
+    /// The largest ring, in slots ([`KeventRingParams::entries`]).
+    KEVENT_RING_MAX_ENTRIES = 65536;
 }
 
 /// `struct ukevent`: one kevent, as registered and as delivered.
@@ -185,6 +193,107 @@ const _: () = assert!(offset_of!(Ukevent, arg) == 40);
 const _: () = assert!(offset_of!(Ukevent, arg_fd) == 56);
 const _: () = assert!(offset_of!(Ukevent, reserved) == 60);
 
+/// `struct kevent_ring_params`: the `buf` of `KEVENT_CTL_INIT` with
+/// [`KEVENT_RING`].
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct KeventRingParams {
+    /// Number of slots: a power of two, 1 to [`KEVENT_RING_MAX_ENTRIES`].
+    pub entries: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: [u64; 3],
+}
+
+const _: () = assert!(size_of::<KeventRingParams>() == 32);
+const _: () = assert!(core::mem::align_of::<KeventRingParams>() == 8);
+const _: () = assert!(offset_of!(KeventRingParams, entries) == 0);
+const _: () = assert!(offset_of!(KeventRingParams, flags) == 4);
+const _: () = assert!(offset_of!(KeventRingParams, reserved) == 8);
+
+/// `struct kevent_ring_event`: one slot of the ready ring.
+///
+/// 64 bytes (one cache line). The fields after `seq` are those of
+/// [`Ukevent`] without the arguments.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct KeventRingEvent {
+    /// The slot's sequence number: the slot is free for position `p` when it
+    /// is `p`, and holds the event of position `p` when it is `p + 1`.
+    pub seq: u64,
+    /// As in [`Ukevent`].
+    pub user_data: u64,
+    /// As in [`Ukevent`].
+    pub id: u64,
+    /// As in [`Ukevent`] (`type` in C).
+    pub type_: u32,
+    /// The events that fired.
+    pub event: u32,
+    /// As in [`Ukevent`].
+    pub req_flags: u32,
+    /// [`KEVENT_RET_DONE`].
+    pub ret_flags: u32,
+    /// As in [`Ukevent`].
+    pub ret_data: i64,
+    /// Zero.
+    pub reserved: [u64; 2],
+}
+
+const _: () = assert!(size_of::<KeventRingEvent>() == 64);
+const _: () = assert!(core::mem::align_of::<KeventRingEvent>() == 8);
+const _: () = assert!(offset_of!(KeventRingEvent, seq) == 0);
+const _: () = assert!(offset_of!(KeventRingEvent, user_data) == 8);
+const _: () = assert!(offset_of!(KeventRingEvent, id) == 16);
+const _: () = assert!(offset_of!(KeventRingEvent, type_) == 24);
+const _: () = assert!(offset_of!(KeventRingEvent, event) == 28);
+const _: () = assert!(offset_of!(KeventRingEvent, req_flags) == 32);
+const _: () = assert!(offset_of!(KeventRingEvent, ret_flags) == 36);
+const _: () = assert!(offset_of!(KeventRingEvent, ret_data) == 40);
+const _: () = assert!(offset_of!(KeventRingEvent, reserved) == 48);
+
+/// `struct kevent_ring`: the header of the mapped ring, at offset 0 of the
+/// queue's descriptor, followed by the slots.
+///
+/// `head` and `tail` are in separate cache lines. The process shares this
+/// memory with the kernel and with every other consumer: access it
+/// atomically (the crate's [`Ring`](crate::Ring) does).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct KeventRing {
+    /// The next position to take; advanced by the consumers only.
+    pub head: u64,
+    /// Padding.
+    pub __pad0: [u64; 7],
+    /// The next position the kernel writes (for information: a consumer
+    /// goes by the slots' `seq`).
+    pub tail: u64,
+    /// Events that found the ring full and took the ready list.
+    pub overflow: u64,
+    /// Number of slots, a power of two.
+    pub entries: u32,
+    /// Padding.
+    pub __pad1: u32,
+    /// Padding.
+    pub __pad2: [u64; 5],
+    /// The slots (`entries` of them); slot `i` starts with `seq` = `i`.
+    pub events: [KeventRingEvent; 0],
+}
+
+const _: () = assert!(size_of::<KeventRing>() == 128);
+const _: () = assert!(core::mem::align_of::<KeventRing>() == 8);
+const _: () = assert!(offset_of!(KeventRing, head) == 0);
+const _: () = assert!(offset_of!(KeventRing, tail) == 64);
+const _: () = assert!(offset_of!(KeventRing, overflow) == 72);
+const _: () = assert!(offset_of!(KeventRing, entries) == 80);
+const _: () = assert!(offset_of!(KeventRing, events) == 128);
+
+/// `KEVENT_RING_SIZE(entries)`: the bytes of the ring of a queue with
+/// `entries` slots, the length to `mmap()` before rounding up to pages.
+pub const fn kevent_ring_size(entries: u32) -> u64 {
+    size_of::<KeventRing>() as u64 + entries as u64 * size_of::<KeventRingEvent>() as u64
+}
+
 /// The raw `kevent_ctl()` system call.
 ///
 /// Returns what the system call returns: a file descriptor
@@ -195,7 +304,9 @@ const _: () = assert!(offset_of!(Ukevent, reserved) == 60);
 ///
 /// `buf` must be null or point to `num` entries that are valid for reads and
 /// writes for the duration of the call (the kernel writes each entry's
-/// result back). An invalid pointer makes the kernel fail with `EFAULT`, but
+/// result back). For `KEVENT_CTL_INIT`, `buf` is null, or with
+/// [`KEVENT_RING`] in `num` points to a readable [`KeventRingParams`] (cast
+/// to `*mut Ukevent`). An invalid pointer makes the kernel fail with `EFAULT`, but
 /// writes through a pointer that happens to be valid memory of something
 /// else corrupt it.
 pub unsafe fn kevent_ctl(fd: i32, cmd: u32, num: u32, buf: *mut Ukevent) -> i64 {

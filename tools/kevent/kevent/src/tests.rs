@@ -7,6 +7,7 @@ use super::*;
 use core::mem::{offset_of, size_of};
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The uapi header, as the kernel build sees it.
 const HEADER: &str = include_str!(concat!(
@@ -42,7 +43,8 @@ fn header_defines() -> BTreeMap<String, u64> {
             continue;
         }
         let Some(name) = words.next() else { continue };
-        if !name.starts_with("KEVENT_") {
+        // Function-like macros (KEVENT_RING_SIZE) are checked on their own.
+        if !name.starts_with("KEVENT_") || name.contains('(') {
             continue;
         }
         let value = words.next().unwrap_or("");
@@ -806,4 +808,426 @@ fn remove_aio_on_a_non_queue_fails_whole() {
     let q = fake_queue();
     let e = q.remove_aio(3, 4).unwrap_err();
     assert!(e.raw_os_error().is_some());
+}
+
+// ---------------------------------------------------------------------------
+// The ready ring.
+
+/// The fields of `struct NAME` in the header: name, offset and size, laid
+/// out as C does (every field of these structures is naturally aligned), and
+/// the size of the structure.
+fn c_struct(name: &str) -> (Vec<(String, usize, usize)>, usize) {
+    let start = HEADER
+        .find(&format!("\nstruct {name} {{\n"))
+        .unwrap_or_else(|| panic!("struct {name} not found in the header"));
+    let body = &HEADER[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find("};").unwrap()];
+    let (mut fields, mut off, mut align) = (Vec::new(), 0usize, 1usize);
+    for line in body.lines() {
+        let line = line.trim().trim_end_matches(';');
+        if line.is_empty() {
+            continue;
+        }
+        let (ty, decl) = line.rsplit_once(char::is_whitespace).unwrap();
+        let elem = match ty.trim() {
+            "__u64" | "__s64" => 8,
+            "__u32" | "__s32" => 4,
+            "struct kevent_ring_event" => 64,
+            other => panic!("struct {name}: unknown type {other:?}"),
+        };
+        let (field, count) = match decl.split_once('[') {
+            None => (decl, 1),
+            // A flexible array member takes no room.
+            Some((f, "]")) => (f, 0),
+            Some((f, n)) => (f, n.trim_end_matches(']').parse().unwrap()),
+        };
+        let a = elem.min(8);
+        off = off.next_multiple_of(a);
+        align = align.max(a);
+        fields.push((field.to_string(), off, elem * count));
+        off += elem * count;
+    }
+    (fields, off.next_multiple_of(align))
+}
+
+/// `(C name, offset, size)` of each named field of a `sys` structure.
+macro_rules! rust_fields {
+    ($ty:ty; $($c:literal => $f:ident),* $(,)?) => {{
+        let v = <$ty>::default();
+        vec![$(($c.to_string(), offset_of!($ty, $f), core::mem::size_of_val(&v.$f))),*]
+    }};
+}
+
+#[test]
+fn sys_structs_match_the_header() {
+    let cases = [
+        (
+            "ukevent",
+            size_of::<sys::Ukevent>(),
+            rust_fields!(sys::Ukevent;
+                "user_data" => user_data, "id" => id, "type" => type_, "event" => event,
+                "req_flags" => req_flags, "ret_flags" => ret_flags, "ret_data" => ret_data,
+                "arg" => arg, "arg_fd" => arg_fd, "reserved" => reserved),
+        ),
+        (
+            "kevent_ring_params",
+            size_of::<sys::KeventRingParams>(),
+            rust_fields!(sys::KeventRingParams;
+                "entries" => entries, "flags" => flags, "reserved" => reserved),
+        ),
+        (
+            "kevent_ring_event",
+            size_of::<sys::KeventRingEvent>(),
+            rust_fields!(sys::KeventRingEvent;
+                "seq" => seq, "user_data" => user_data, "id" => id, "type" => type_,
+                "event" => event, "req_flags" => req_flags, "ret_flags" => ret_flags,
+                "ret_data" => ret_data, "reserved" => reserved),
+        ),
+        (
+            "kevent_ring",
+            size_of::<sys::KeventRing>(),
+            rust_fields!(sys::KeventRing;
+                "head" => head, "__pad0" => __pad0, "tail" => tail, "overflow" => overflow,
+                "entries" => entries, "__pad1" => __pad1, "__pad2" => __pad2,
+                "events" => events),
+        ),
+    ];
+    for (name, size, ours) in cases {
+        let (theirs, c_size) = c_struct(name);
+        assert_eq!(ours, theirs, "struct {name}: (field, offset, size)");
+        assert_eq!(size, c_size, "size of struct {name}");
+    }
+}
+
+#[test]
+fn ring_constants() {
+    assert_eq!(sys::KEVENT_RING, 0x4);
+    assert_eq!(sys::KEVENT_RING_MAX_ENTRIES, 65536);
+    // KEVENT_RING_SIZE(entries), a macro the define parser skips.
+    assert!(HEADER.contains(
+        "#define KEVENT_RING_SIZE(entries) \\\n\t(sizeof(struct kevent_ring) + \
+         (__u64)(entries) * sizeof(struct kevent_ring_event))"
+    ));
+    assert_eq!(sys::kevent_ring_size(0), 128);
+    assert_eq!(sys::kevent_ring_size(1), 192);
+    assert_eq!(sys::kevent_ring_size(65536), 128 + (64 << 16));
+    assert_eq!(
+        sys::kevent_ring_size(u32::MAX),
+        128 + 64 * u64::from(u32::MAX)
+    );
+    // Flags of the same call must not collide.
+    assert_eq!(
+        sys::KEVENT_RING & (sys::KEVENT_CLOEXEC | sys::KEVENT_NONBLOCK),
+        0
+    );
+}
+
+#[test]
+fn ring_is_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Ring>();
+    both::<RingDrain<'_>>();
+}
+
+/// A ring as the kernel sets one up, in anonymous shared memory, with its
+/// head and tail at `start` (0 for the kernel's).
+fn fake_ring(entries: u32, start: u64) -> Ring {
+    let len = (sys::kevent_ring_size(entries) as usize).next_multiple_of(4096);
+    // SAFETY: a new anonymous mapping; nothing is replaced.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(addr, libc::MAP_FAILED);
+    // SAFETY: the mapping is at least 128 bytes and zeroed; nothing else
+    // accesses it yet.
+    unsafe {
+        let h = &*addr.cast::<ring::RawHeader>();
+        h.entries.store(entries, Ordering::Relaxed);
+        h.head.store(start, Ordering::Relaxed);
+        h.tail.store(start, Ordering::Relaxed);
+    }
+    // SAFETY: the mapping is new, page aligned, `len` bytes, and only the
+    // ring accesses it from now on (atomically).
+    let ring = unsafe { Ring::from_mapping(addr, len, entries) }.unwrap();
+    // Every slot free for its first position from `start`.
+    for pos in start..start + u64::from(entries) {
+        ring.raw_slot(pos).seq.store(pos, Ordering::Relaxed);
+    }
+    ring
+}
+
+/// The event the fake producer writes for position `pos`.
+fn ring_event(pos: u64) -> sys::KeventRingEvent {
+    sys::KeventRingEvent {
+        seq: 0,
+        user_data: pos,
+        id: pos ^ 0x5555,
+        type_: sys::KEVENT_TYPE_SOCKET,
+        event: (pos as u32) & 0x3f,
+        req_flags: sys::KEVENT_REQ_ET,
+        ret_flags: sys::KEVENT_RET_DONE,
+        ret_data: -(pos as i64),
+        reserved: [0; 2],
+    }
+}
+
+/// Writes `ev` at position `pos` as the kernel does: only if the slot is
+/// free for it (`seq == pos`), then `seq = pos + 1` (release). Returns
+/// whether it wrote.
+fn fake_post(ring: &Ring, pos: u64, ev: &sys::KeventRingEvent) -> bool {
+    let slot = ring.raw_slot(pos);
+    if slot.seq.load(Ordering::Acquire) != pos {
+        return false;
+    }
+    slot.user_data.store(ev.user_data, Ordering::Relaxed);
+    slot.id.store(ev.id, Ordering::Relaxed);
+    slot.type_.store(ev.type_, Ordering::Relaxed);
+    slot.event.store(ev.event, Ordering::Relaxed);
+    slot.req_flags.store(ev.req_flags, Ordering::Relaxed);
+    slot.ret_flags.store(ev.ret_flags, Ordering::Relaxed);
+    slot.ret_data.store(ev.ret_data, Ordering::Relaxed);
+    slot.seq.store(pos.wrapping_add(1), Ordering::Release);
+    ring.raw_header()
+        .tail
+        .store(pos.wrapping_add(1), Ordering::Relaxed);
+    true
+}
+
+/// Checks that `ev` is what [`ring_event`] wrote for `pos`.
+fn assert_ring_event(ev: Option<Event>, pos: u64) {
+    let ev = ev.unwrap_or_else(|| panic!("no event for position {pos}"));
+    let want = ring_event(pos);
+    assert_eq!(ev.user_data(), pos);
+    assert_eq!(
+        *ev.raw(),
+        sys::Ukevent {
+            user_data: want.user_data,
+            id: want.id,
+            type_: want.type_,
+            event: want.event,
+            req_flags: want.req_flags,
+            ret_flags: want.ret_flags,
+            ret_data: want.ret_data,
+            arg: [0, 0],
+            arg_fd: 0,
+            reserved: 0,
+        }
+    );
+}
+
+#[test]
+fn ring_pop_converts_the_slot() {
+    let ring = fake_ring(4, 0);
+    assert_eq!(ring.entries(), 4);
+    assert_eq!(ring.overflow(), 0);
+    assert!(ring.pop().is_none());
+    let slot = sys::KeventRingEvent {
+        seq: 0,
+        user_data: 0xfeed,
+        id: 12,
+        type_: sys::KEVENT_TYPE_TIMER,
+        event: sys::KEVENT_TIMER_FIRED,
+        req_flags: sys::KEVENT_REQ_ONESHOT,
+        ret_flags: sys::KEVENT_RET_DONE,
+        ret_data: 1,
+        reserved: [0; 2],
+    };
+    // Garbage in the slot's reserved words is not copied anywhere.
+    ring.raw_slot(0).reserved[0].store(u64::MAX, Ordering::Relaxed);
+    assert!(fake_post(&ring, 0, &slot));
+    let ev = ring.pop().unwrap();
+    assert_eq!(ev.user_data(), 0xfeed);
+    assert_eq!(ev.id(), 12);
+    assert_eq!(ev.kind(), Some(Kind::Timer));
+    assert_eq!(ev.events(), TIMER_FIRED);
+    assert_eq!(ev.req_flags(), sys::KEVENT_REQ_ONESHOT);
+    assert!(!ev.is_broken());
+    assert_eq!(ev.result().unwrap(), 1);
+    assert_eq!(ev.raw().arg, [0, 0]);
+    assert_eq!((ev.raw().arg_fd, ev.raw().reserved), (0, 0));
+    assert!(ring.pop().is_none());
+    // The slot is free for the next lap, the head moved on.
+    assert_eq!(ring.raw_slot(0).seq.load(Ordering::Relaxed), 4);
+    assert_eq!(ring.raw_header().head.load(Ordering::Relaxed), 1);
+    ring.raw_header().overflow.store(7, Ordering::Relaxed);
+    assert_eq!(ring.overflow(), 7);
+    assert!(format!("{ring:?}").contains("overflow: 7"));
+}
+
+#[test]
+fn ring_fills_and_wraps() {
+    let ring = fake_ring(4, 0);
+    let mut tail = 0;
+    // Full after 4: the producer finds the next slot taken.
+    for _ in 0..4 {
+        assert!(fake_post(&ring, tail, &ring_event(tail)));
+        tail += 1;
+    }
+    assert!(!fake_post(&ring, tail, &ring_event(tail)));
+    assert_ring_event(ring.pop(), 0);
+    // The freed slot takes position 4.
+    assert!(fake_post(&ring, tail, &ring_event(tail)));
+    tail += 1;
+    for pos in 1..5 {
+        assert_ring_event(ring.pop(), pos);
+    }
+    assert!(ring.pop().is_none());
+    // Many laps, with 1 to 4 events in the ring at a time.
+    let mut head = 5;
+    for round in 0..200u64 {
+        let k = round % 4 + 1;
+        for _ in 0..k {
+            assert!(fake_post(&ring, tail, &ring_event(tail)));
+            tail += 1;
+        }
+        for _ in 0..k {
+            assert_ring_event(ring.pop(), head);
+            head += 1;
+        }
+        assert!(ring.pop().is_none());
+    }
+    assert_eq!(ring.raw_header().head.load(Ordering::Relaxed), tail);
+}
+
+#[test]
+fn ring_drain_takes_everything() {
+    let ring = fake_ring(8, 0);
+    for pos in 0..6 {
+        assert!(fake_post(&ring, pos, &ring_event(pos)));
+    }
+    let got: Vec<u64> = ring.drain().map(|e| e.user_data()).collect();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(ring.drain().count(), 0);
+}
+
+#[test]
+fn ring_positions_wrap_around_u64() {
+    // The kernel starts at 0 and would take centuries to get here; the
+    // arithmetic must still hold.
+    let start = u64::MAX - 5;
+    let ring = fake_ring(4, start);
+    let mut tail = start;
+    let mut head = start;
+    for _ in 0..5 {
+        for _ in 0..3 {
+            assert!(fake_post(&ring, tail, &ring_event(tail)));
+            tail = tail.wrapping_add(1);
+        }
+        for _ in 0..3 {
+            assert_ring_event(ring.pop(), head);
+            head = head.wrapping_add(1);
+        }
+        assert!(ring.pop().is_none());
+    }
+    assert!(head < start, "positions did not wrap");
+}
+
+#[test]
+fn ring_broken_by_others_is_empty_not_a_hang() {
+    let ring = fake_ring(4, 0);
+    assert!(fake_post(&ring, 0, &ring_event(0)));
+    // A seq ahead of the head that nobody advanced (only a consumer breaking
+    // the protocol does that): empty, no spinning.
+    ring.raw_slot(0).seq.store(9, Ordering::Relaxed);
+    assert!(ring.pop().is_none());
+    // A head far ahead of the slots: empty.
+    ring.raw_slot(0).seq.store(1, Ordering::Relaxed);
+    ring.raw_header().head.store(1000, Ordering::Relaxed);
+    assert!(ring.pop().is_none());
+    // A header that says another size is refused, whatever it says later.
+    ring.raw_header().entries.store(1 << 30, Ordering::Relaxed);
+    assert_eq!(ring.entries(), 4);
+    ring.raw_header().head.store(0, Ordering::Relaxed);
+    assert_ring_event(ring.pop(), 0);
+}
+
+#[test]
+fn ring_mapping_checks() {
+    for bad in [0, 3, 6, sys::KEVENT_RING_MAX_ENTRIES + 1, u32::MAX] {
+        assert_eq!(
+            ring::map_len(bad).unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+        // No system call: EINVAL even where there is no kevent.
+        let e = Ring::map(&fake_queue(), bad).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{bad}");
+    }
+    let page = ring::map_len(1).unwrap();
+    assert!(page >= 4096 && page.is_power_of_two());
+    assert_eq!(ring::map_len(64).unwrap(), page.max(8192));
+    assert_eq!(
+        ring::map_len(65536).unwrap(),
+        (128 + (64usize << 16)).next_multiple_of(page)
+    );
+    // Not a kevent queue: refused before any mmap() (ENOSYS without kevent,
+    // EINVAL with it).
+    let e = Ring::map(&fake_queue(), 8).unwrap_err();
+    assert!(matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::EINVAL)
+    ));
+
+    // A mapping whose header gives another size is refused (and unmapped).
+    let (addr, len) = fake_ring(8, 0).into_raw();
+    // SAFETY: the mapping of the forgotten ring, which nothing else uses.
+    let e = unsafe { Ring::from_mapping(addr, len, 4) }.unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+}
+
+#[test]
+fn ring_many_consumers() {
+    // One producer following the kernel's rule, three consumers: every event
+    // is taken exactly once, and each consumer sees increasing positions.
+    const N: u64 = 50_000;
+    let ring = fake_ring(8, 0);
+    let taken = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let per_consumer: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let consumers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut got = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        match ring.pop() {
+                            Some(ev) => {
+                                let pos = ev.user_data();
+                                assert_ring_event(Some(ev), pos);
+                                got.push(pos);
+                                taken.fetch_add(1, Ordering::Relaxed);
+                            }
+                            None => std::thread::yield_now(),
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        for pos in 0..N {
+            // Full: wait for the consumers, as the kernel would overflow.
+            while !fake_post(&ring, pos, &ring_event(pos)) {
+                std::thread::yield_now();
+            }
+        }
+        while taken.load(Ordering::Relaxed) < N {
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::Relaxed);
+        consumers.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all = Vec::with_capacity(N as usize);
+    for got in &per_consumer {
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order");
+        all.extend_from_slice(got);
+    }
+    all.sort_unstable();
+    assert_eq!(all.len() as u64, N);
+    assert!(all.iter().enumerate().all(|(i, &p)| p == i as u64));
+    assert!(ring.pop().is_none());
 }

@@ -17,8 +17,8 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 
 use kevent::{
-    monotonic_now, poll, sys, AioQueue, Event, Events, Kind, Queue, QueueFlags, Request, AIO_RECV,
-    AIO_SEND, AIO_SENDFILE, MAX_BATCH, TIMER_FIRED,
+    monotonic_now, poll, sys, AioQueue, Event, Events, Kind, Queue, QueueFlags, Request, Ring,
+    AIO_RECV, AIO_SEND, AIO_SENDFILE, MAX_BATCH, SOCKET_RECV, TIMER_FIRED,
 };
 
 type TestResult = Result<(), String>;
@@ -853,6 +853,386 @@ fn aio_bad_requests() -> TestResult {
     Ok(())
 }
 
+/// Whether `poll()` says the queue is readable, without waiting.
+fn poll_in(q: &Queue) -> Result<bool, String> {
+    let mut pfd = libc::pollfd {
+        fd: q.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    match unsafe { libc::poll(&mut pfd, 1, 0) } {
+        0 => Ok(false),
+        1 => Ok(pfd.revents & libc::POLLIN != 0),
+        _ => Err(format!("poll: {}", io::Error::last_os_error())),
+    }
+}
+
+/// The next event of the ring, waiting up to `LONG` with `Queue::wait`
+/// (which returns as soon as the ring holds one); an event that takes the
+/// ready list instead fails the test.
+fn ring_next(q: &Queue, ring: &Ring) -> Result<Event, String> {
+    let deadline = Instant::now() + LONG;
+    let mut ev = Events::with_capacity(4);
+    loop {
+        if let Some(e) = ring.pop() {
+            return Ok(e);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no event in the ring after {LONG:?}"));
+        }
+        match q.wait(&mut ev, 1, Some(left)) {
+            Ok(0) => {}
+            Ok(_) => return Err(format!("event on the ready list: {:?}", ev.as_slice())),
+            Err(e) => return Err(format!("wait: {e}")),
+        }
+    }
+}
+
+/// [`ring_next`], failing the test with the location.
+macro_rules! ring_next {
+    ($q:expr, $ring:expr) => {
+        match ring_next($q, $ring) {
+            Ok(e) => e,
+            Err(e) => return Err(format!("line {}: {e}", line!())),
+        }
+    };
+}
+
+/// `KEVENT_CTL_INIT` with `KEVENT_RING` and hand-made parameters.
+fn raw_ring_init(params: sys::KeventRingParams) -> io::Result<()> {
+    let mut params = params;
+    // SAFETY: KEVENT_CTL_INIT with KEVENT_RING reads one kevent_ring_params
+    // at the pointer, alive for the call.
+    let ret = unsafe {
+        sys::kevent_ctl(
+            -1,
+            sys::KEVENT_CTL_INIT,
+            sys::KEVENT_CLOEXEC | sys::KEVENT_RING,
+            (&mut params as *mut sys::KeventRingParams).cast(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret as RawFd) });
+    Ok(())
+}
+
+fn ring_bad_params_einval() -> TestResult {
+    for entries in [
+        0,
+        3,
+        6,
+        100,
+        sys::KEVENT_RING_MAX_ENTRIES + 1,
+        1 << 17,
+        u32::MAX,
+    ] {
+        check_errno!(Queue::with_ring(QueueFlags::CLOEXEC, entries), libc::EINVAL);
+    }
+    let good = sys::KeventRingParams {
+        entries: 8,
+        ..Default::default()
+    };
+    t!(raw_ring_init(good));
+    check_errno!(
+        raw_ring_init(sys::KeventRingParams { flags: 1, ..good }),
+        libc::EINVAL
+    );
+    for i in 0..3 {
+        let mut p = good;
+        p.reserved[i] = 1;
+        check_errno!(raw_ring_init(p), libc::EINVAL);
+    }
+    for entries in [1, 2, sys::KEVENT_RING_MAX_ENTRIES] {
+        let (q, ring) = t!(Queue::with_ring(QueueFlags::NONBLOCK, entries));
+        check!(ring.entries() == entries && ring.overflow() == 0);
+        check!(ring.pop().is_none());
+        let fd = q.as_raw_fd();
+        check!(fd_flags(fd) & libc::FD_CLOEXEC == 0 && fl_flags(fd) & libc::O_NONBLOCK != 0);
+    }
+    Ok(())
+}
+
+fn ring_map() -> TestResult {
+    // A queue without a ring has nothing to map.
+    let plain = t!(Queue::new());
+    check_errno!(Ring::map(&plain, 8), libc::ENODEV);
+    // Not a queue: refused before the mmap().
+    let (r, _w) = t!(pipe());
+    check_errno!(Ring::map(&Queue::from(OwnedFd::from(r)), 8), libc::EINVAL);
+
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 8));
+    // The size must be the ring's: smaller or larger within the same pages
+    // is refused by the header check, beyond them by the kernel.
+    check_errno!(Ring::map(&q, 4), libc::EINVAL);
+    check_errno!(Ring::map(&q, 16), libc::EINVAL);
+    check!(Ring::map(&q, 1024).is_err());
+    // A second mapping of the same ring: an event taken through one is gone
+    // from the other.
+    let again = t!(Ring::map(&q, 8));
+    check!(again.entries() == 8);
+    t!(q.add_one(Request::timer_at(1, ZERO, None).user_data(4)));
+    let mut ev = Events::with_capacity(4);
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 0);
+    let e = again.pop().ok_or("no event through the second mapping")?;
+    check!(e.user_data() == 4 && e.id() == 1, "{:?}", e.raw());
+    check!(ring.pop().is_none() && again.pop().is_none());
+    Ok(())
+}
+
+fn ring_socket_edge() -> TestResult {
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 8));
+    let (a, mut b) = t!(UnixStream::pair());
+    t!(q.add_one(Request::socket(a.as_fd(), SOCKET_RECV).edge().user_data(5)));
+    check!(!t!(poll_in(&q)));
+    t!(b.write_all(b"x"));
+    // The event is in the ring: kevent_get_events() returns at once with
+    // nothing from the ready list, as often as asked, and poll() says POLLIN.
+    let mut ev = Events::with_capacity(4);
+    let start = Instant::now();
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 0);
+    check!(t!(q.wait(&mut ev, 1, Some(LONG))) == 0);
+    check!(start.elapsed() < LONG / 2, "slept {:?}", start.elapsed());
+    check!(ev.is_empty());
+    check!(t!(poll_in(&q)));
+    let e = ring.pop().ok_or("no event in the ring")?;
+    check!(
+        e.kind() == Some(Kind::Socket) && e.id() == raw_id(&a),
+        "{:?}",
+        e.raw()
+    );
+    check!(
+        e.events() & SOCKET_RECV != 0 && e.user_data() == 5,
+        "{:?}",
+        e.raw()
+    );
+    check!(e.req_flags() == sys::KEVENT_REQ_ET, "{:?}", e.raw());
+    check!(!e.is_broken() && e.raw().ret_flags == sys::KEVENT_RET_DONE);
+    check!(e.raw().arg == [0, 0] && e.raw().arg_fd == 0);
+    check!(ring.pop().is_none());
+    // Empty again: nothing to report, and the wait sleeps.
+    check!(!t!(poll_in(&q)));
+    check!(t!(q.wait(&mut ev, 1, Some(SHORT))) == 0);
+    // New data is new activity: one more event, in the ring.
+    t!(b.write_all(b"y"));
+    let e = ring_next!(&q, &ring);
+    check!(e.user_data() == 5 && e.events() & SOCKET_RECV != 0);
+    check!(ring.pop().is_none() && ring.overflow() == 0);
+    // Still readable, but edge triggered: nothing more.
+    check!(t!(q.wait(&mut ev, 1, Some(SHORT))) == 0);
+    check!(ring.pop().is_none());
+    // An edge-triggered kevent stays registered.
+    t!(q.remove_one(Kind::Socket, raw_id(&a)));
+    Ok(())
+}
+
+fn ring_level_triggered_takes_the_ready_list() -> TestResult {
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 8));
+    let (a, mut b) = t!(UnixStream::pair());
+    let (r, mut w) = t!(pipe());
+    let ms = Duration::from_millis(1);
+    let mut batch = [
+        // Level triggered socket, edge-triggered poll source, periodic
+        // timer: each needs something at delivery.
+        Request::socket(a.as_fd(), SOCKET_RECV).user_data(1),
+        Request::poll(r.as_fd(), poll::IN).edge().user_data(2),
+        Request::timer(3, ms, Some(ms)).user_data(3),
+    ];
+    check!(t!(q.add(&mut batch)) == 3);
+    t!(b.write_all(b"x"));
+    t!(w.write_all(b"x"));
+    let mut got = Vec::new();
+    let mut ev = Events::with_capacity(8);
+    let deadline = Instant::now() + LONG;
+    while got.len() < 3 && Instant::now() < deadline {
+        t!(q.wait(&mut ev, 1, Some(SHORT)));
+        for e in &ev {
+            if !got.contains(&e.user_data()) {
+                got.push(e.user_data());
+            }
+        }
+    }
+    got.sort_unstable();
+    check!(got == [1, 2, 3], "{got:?}");
+    check!(ring.pop().is_none() && ring.overflow() == 0);
+    t!(q.remove_one(Kind::Timer, 3));
+    // Level triggered: reported again while readable.
+    check!(t!(q.wait(&mut ev, 1, Some(ZERO))) >= 1);
+    check!(ev.iter().any(|e| e.user_data() == 1));
+    check!(ring.pop().is_none());
+    Ok(())
+}
+
+fn ring_oneshot_leaves_the_queue() -> TestResult {
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 4));
+    let ms = Duration::from_millis(1);
+    t!(q.add_one(Request::timer(1, ms, None).oneshot().user_data(9)));
+    let e = ring_next!(&q, &ring);
+    check!(
+        e.kind() == Some(Kind::Timer) && e.id() == 1,
+        "{:?}",
+        e.raw()
+    );
+    check!(
+        e.events() == TIMER_FIRED && t!(e.result()) == 1,
+        "{:?}",
+        e.raw()
+    );
+    check!(e.user_data() == 9 && e.req_flags() == sys::KEVENT_REQ_ONESHOT);
+    // Written into the ring, it left the queue: the key is free.
+    check_errno!(q.remove_one(Kind::Timer, 1), libc::ENOENT);
+    t!(q.add_one(Request::timer(1, ms, None).oneshot().user_data(10)));
+    let e = ring_next!(&q, &ring);
+    check!(e.user_data() == 10);
+    // Free at the next kevent_ctl() even if nobody took the event yet.
+    t!(q.add_one(Request::timer_at(1, ZERO, None).oneshot().user_data(11)));
+    let e = ring_next!(&q, &ring);
+    check!(e.user_data() == 11);
+    t!(q.add_one(Request::timer_at(1, ZERO, None).oneshot().user_data(12)));
+    t!(q.add_one(Request::timer_at(1, ZERO, None).oneshot().user_data(13)));
+    let mut uds = vec![ring_next!(&q, &ring).user_data()];
+    uds.push(ring_next!(&q, &ring).user_data());
+    check!(uds == [12, 13], "{uds:?}");
+    // A timer that is not periodic nor oneshot: into the ring, and it stays.
+    t!(q.add_one(Request::timer(2, ms, None).user_data(14)));
+    let e = ring_next!(&q, &ring);
+    check!(e.user_data() == 14 && e.req_flags() == 0);
+    t!(q.remove_one(Kind::Timer, 2));
+    // A oneshot socket kevent: the same.
+    let (a, mut b) = t!(UnixStream::pair());
+    t!(q.add_one(
+        Request::socket(a.as_fd(), SOCKET_RECV)
+            .oneshot()
+            .user_data(15)
+    ));
+    t!(b.write_all(b"x"));
+    let e = ring_next!(&q, &ring);
+    check!(e.user_data() == 15 && e.kind() == Some(Kind::Socket));
+    check_errno!(q.remove_one(Kind::Socket, raw_id(&a)), libc::ENOENT);
+    check!(ring.pop().is_none() && ring.overflow() == 0);
+    Ok(())
+}
+
+fn ring_overflow_takes_the_ready_list() -> TestResult {
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 2));
+    let mut batch = [1, 2, 3, 4, 5].map(|id| Request::timer_at(id, ZERO, None).user_data(id));
+    check!(t!(q.add(&mut batch)) == 5);
+    // All five fired with nobody taking them: two in the ring, three on
+    // the ready list.
+    thread::sleep(SHORT);
+    let mut got: Vec<u64> = ring.drain().map(|e| e.user_data()).collect();
+    check!(got.len() == 2, "{got:?} in the ring");
+    check!(ring.overflow() == 3, "overflow {}", ring.overflow());
+    let mut ev = Events::with_capacity(8);
+    check!(t!(q.wait(&mut ev, 1, Some(ZERO))) == 3);
+    got.extend(ev.iter().map(|e| e.user_data()));
+    got.sort_unstable();
+    check!(got == [1, 2, 3, 4, 5], "{got:?}");
+    check!(ev.iter().all(|e| e.data() == 1 && !e.is_broken()));
+    check!(t!(q.wait(&mut ev, 0, Some(ZERO))) == 0 && ring.pop().is_none());
+    Ok(())
+}
+
+fn ring_outlives_its_queue() -> TestResult {
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 4));
+    t!(q.add_one(Request::timer_at(1, ZERO, None).user_data(3)));
+    check!(t!(q.wait(&mut Events::with_capacity(1), 1, Some(LONG))) == 0);
+    drop(q);
+    let e = ring.pop().ok_or("no event after the queue was closed")?;
+    check!(e.user_data() == 3 && e.id() == 1);
+    check!(ring.pop().is_none());
+    Ok(())
+}
+
+fn ring_aio_completion() -> TestResult {
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 8));
+    let (a, mut b) = t!(UnixStream::pair());
+    const LEN: usize = 1000;
+    let out = lent(LEN, pattern(3));
+    // SAFETY: the buffer is leaked (see `lent`) and never written.
+    t!(q.add_one(unsafe { Request::aio_send(a.as_fd(), out, 7) }));
+    let e = ring_next!(&q, &ring);
+    check!(
+        e.kind() == Some(Kind::Aio) && e.id() == raw_id(&a),
+        "{:?}",
+        e.raw()
+    );
+    check!(
+        e.events() == AIO_SEND && e.user_data() == 7,
+        "{:?}",
+        e.raw()
+    );
+    check!(t!(e.result()) == LEN as i64, "{:?}", e.raw());
+    let mut input = vec![0u8; LEN];
+    t!(b.read_exact(&mut input));
+    check!(input[..] == out[..], "the data differs");
+    check_errno!(q.remove_aio(raw_id(&a), 7), libc::ENOENT);
+    Ok(())
+}
+
+fn ring_two_consumer_threads() -> TestResult {
+    // 400 timers over 40 ms, taken by two threads from a ring of 64 (what
+    // finds it full comes from the ready list): each exactly once.
+    const N: u64 = 400;
+    let (q, ring) = t!(Queue::with_ring(QueueFlags::CLOEXEC, 64));
+    let base = t!(monotonic_now());
+    let mut batch: Vec<Request> = (0..N)
+        .map(|i| Request::timer_at(i, base + Duration::from_micros(100 * i), None).user_data(i))
+        .collect();
+    check!(t!(q.add(&mut batch)) == N as usize);
+    let taken = std::sync::atomic::AtomicU64::new(0);
+    let deadline = Instant::now() + AIO_WAIT;
+    let per_thread: Vec<io::Result<(Vec<u64>, usize)>> = thread::scope(|s| {
+        let consumer = || {
+            let mut got = Vec::new();
+            let mut from_list = 0;
+            let mut ev = Events::with_capacity(16);
+            while taken.load(std::sync::atomic::Ordering::Relaxed) < N && Instant::now() < deadline
+            {
+                if let Some(e) = ring.pop() {
+                    got.push(e.user_data());
+                    taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                q.wait(&mut ev, 1, Some(SHORT))?;
+                for e in &ev {
+                    got.push(e.user_data());
+                    from_list += 1;
+                    taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Ok((got, from_list))
+        };
+        let h = [s.spawn(consumer), s.spawn(consumer)];
+        h.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("panicked")))
+        })
+        .into_iter()
+        .collect()
+    });
+    let mut all = Vec::new();
+    let mut from_list = 0;
+    for r in per_thread {
+        let (got, n) = t!(r);
+        all.extend(got);
+        from_list += n;
+    }
+    all.sort_unstable();
+    check!(all.len() as u64 == N, "{} of {N} events", all.len());
+    check!(all.iter().copied().eq(0..N), "some taken twice or lost");
+    check!(
+        from_list as u64 == ring.overflow(),
+        "{from_list} from the ready list, overflow {}",
+        ring.overflow()
+    );
+    Ok(())
+}
+
 const TESTS: &[Test] = &[
     ("queue_create_close", queue_create_close),
     ("queue_flags", queue_flags),
@@ -895,6 +1275,24 @@ const TESTS: &[Test] = &[
     ("aio_bad_requests", aio_bad_requests),
     ("aio_queue_round_trip", aio_queue_round_trip),
     ("aio_queue_cancel_and_drop", aio_queue_cancel_and_drop),
+    ("ring_bad_params_einval", ring_bad_params_einval),
+    ("ring_map", ring_map),
+    ("ring_socket_edge", ring_socket_edge),
+    (
+        "ring_level_triggered_takes_the_ready_list",
+        ring_level_triggered_takes_the_ready_list,
+    ),
+    (
+        "ring_oneshot_leaves_the_queue",
+        ring_oneshot_leaves_the_queue,
+    ),
+    (
+        "ring_overflow_takes_the_ready_list",
+        ring_overflow_takes_the_ready_list,
+    ),
+    ("ring_outlives_its_queue", ring_outlives_its_queue),
+    ("ring_aio_completion", ring_aio_completion),
+    ("ring_two_consumer_threads", ring_two_consumer_threads),
 ];
 
 fn main() {
