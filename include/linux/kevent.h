@@ -100,12 +100,16 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	context, may sleep): the events of @events that are ready now, and in
  *	*@data the result to report (it is 0 on entry). %NULL if the source
  *	has no level state: its events are then reported as they fired.
- * @recheck_atomic: @recheck only reads the object's state and never sleeps,
- *	so it may also be called where the object notifies its storage (any
- *	context, under the storage's lock; the object is alive, as it is
- *	notifying): an edge-triggered or oneshot kevent of a queue with a ring
- *	is then written into the ring there, with what is ready now. Only with
- *	@recheck.
+ * @notified: optional, only with @recheck: what a notification of @events
+ *	(the mask given to kevent_storage_ready()) means is ready now, of
+ *	@requested, and in *@data the result to report (0 on entry). Called
+ *	where the object notifies its storage (any context, under the
+ *	storage's lock; it must not sleep; the object is alive) for an
+ *	edge-triggered or oneshot kevent of a queue with a ring, which is then
+ *	written into the ring there; without it, such kevents take the ready
+ *	list and @recheck at delivery. A source whose callbacks pass coarse
+ *	masks narrows them here: from what the callback that notified means,
+ *	or by reading the object's state as @recheck does.
  * @armed: optional: the kevent @priv was got for is registered (on the
  *	object's storage, and re-checked). Called once per registration, in
  *	process context, before the kevent_ctl() entry completes; from now on
@@ -151,12 +155,12 @@ struct kevent_source_ops {
 	bool takes_args;
 	bool keyed_by_user_data;
 	bool oneshot;
-	bool recheck_atomic;
 	int cancel_errno;
 	int (*get)(const struct ukevent *uk, struct kevent_storage **storage,
 		   void **priv);
 	void (*put)(void *priv);
 	u32 (*recheck)(void *priv, u32 events, s64 *data);
+	u32 (*notified)(void *priv, u32 events, u32 requested, s64 *data);
 	void (*armed)(void *priv, unsigned int flags);
 	int (*start)(void *priv, unsigned int flags, s64 *result);
 	void (*flush)(const struct ukevent *uk);
@@ -169,7 +173,7 @@ struct kevent_source_ops {
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
  * bad table: no @get or @put, a zero @type or @events, a @weak source with
  * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
- * @oneshot, a @start without @oneshot, @recheck_atomic without @recheck), -EEXIST (the type already has a
+ * @oneshot, a @start without @oneshot, @notified without @recheck), -EEXIST (the type already has a
  * source) or -EBUSY (no free slot). Registrations are not serialised
  * against each other: make them
  * from initcalls, of any level (the core needs no initialisation for

@@ -197,7 +197,7 @@ impl<'a> NewKevent<'a> {
             delivering: false,
             // A level re-check at delivery is all a kevent without `delivering()` needs there:
             // none without level state, and the one where it is notified for an edge.
-            ring: queue.ring.is_some() && (!info.rechecks || (info.recheck_atomic && edge)),
+            ring: queue.ring.is_some() && (!info.rechecks || (info.notifies && edge)),
             // Cancellation is for requests: a cancelled kevent must leave at its delivery.
             cancel_errno: if info.oneshot { info.cancel_errno } else { 0 },
             charge,
@@ -387,12 +387,13 @@ impl Kevent {
         broken: Option<i64>,
     ) -> Wake {
         let st = kevent.state.access_mut(ready);
+        let notified = events;
         let events = events & st.req.event;
         if st.dead || (events == 0 && broken.is_none()) {
             return Wake::None;
         }
         if kevent.ring && broken.is_none() {
-            if let Some(wake) = Self::to_ring(this, kevent, ready, events, data) {
+            if let Some(wake) = Self::to_ring(this, kevent, ready, notified, events, data) {
                 return wake;
             }
         }
@@ -424,24 +425,32 @@ impl Kevent {
     /// under the ready lock: returns whom to wake, or [`None`] if it must take the ready list
     /// (the kevent is on it or being delivered, so the events merge there; or the ring is full).
     ///
-    /// A source with level state is re-checked here, so that the event says what is ready now, as
-    /// delivery's re-check would. A oneshot kevent is dead once written, and waits on the `reap`
-    /// list for the next hold of its queue's index to leave the queue ([`Queue::reap`]).
+    /// A source with level state narrows the notification here ([`Attached::notified`]: it was
+    /// given the events as `notified`, before they were masked), so that the event says what
+    /// is ready now, as delivery's re-check would. A oneshot kevent is dead once written, and
+    /// waits on the `reap` list for the next hold of its queue's index to leave the queue
+    /// ([`Queue::reap`]).
     #[inline(always)]
     fn to_ring(
         this: ArcBorrow<'_, Kevent>,
         kevent: &Kevent,
         ready: &mut ReadyList,
+        notified: u32,
         events: u32,
         data: Data,
     ) -> Option<Wake> {
         let ring = kevent.queue.ring.as_ref()?;
-        // Not on the ready list, nor being delivered: nothing pending to merge with.
-        let item = ListArc::<Kevent, READY>::try_from_arc_borrow(this)?;
+        // On the ready list, or being delivered: the events merge there. Every `ListArc` of
+        // `READY` is made under `ready`, which we hold, so a `false` stays `false`.
+        if kevent.ready_track.has_list_arc() {
+            return None;
+        }
         let req = kevent.state.access(ready).req;
         let (events, ret_data) = if kevent.rechecks {
             let mut data = 0;
-            let now = kevent.src.recheck_notified(kevent, req.event, &mut data)?;
+            let now = kevent
+                .src
+                .notified(kevent, notified, req.event, &mut data)?;
             (now & req.event, data)
         } else {
             match data {
@@ -464,10 +473,14 @@ impl Kevent {
             return None;
         }
         if req.flags & KEVENT_REQ_ONESHOT != 0 || kevent.oneshot {
+            // Cannot fail: there is no `ListArc` (checked above, under `ready`).
+            let item = ListArc::<Kevent, READY>::try_from_arc_borrow(this);
             let st = kevent.state.access_mut(ready);
             st.dead = true;
-            st.reaping = true;
-            ready.reap.push_back(item);
+            st.reaping = item.is_some();
+            if let Some(item) = item {
+                ready.reap.push_back(item);
+            }
         }
         Some(if req.flags & KEVENT_REQ_WAKEUP_ALL != 0 {
             Wake::All

@@ -81,7 +81,7 @@ impl ExternSource {
             // A cancelled kevent is delivered once, then removed: a request.
             && (o.cancel_errno == 0 || o.oneshot)
             && (o.start.is_none() || o.oneshot)
-            && (!o.recheck_atomic || o.recheck.is_some())
+            && (o.notified.is_none() || o.recheck.is_some())
     }
 
     /// Calls `get`: the object's storage and a reference that keeps the object alive.
@@ -295,30 +295,30 @@ struct ExternAttached {
     /// Guarded by the queue's index mutex (`put` and `recheck` may sleep), held by `attach` and
     /// every method of [`Attached`].
     held: LockedBy<Held, Index>,
-    /// The source's `recheck` and the object's reference, for a source with `recheck_atomic`
-    /// ([`Attached::recheck_notified`]).
-    notified: Option<NotifiedRecheck>,
+    /// The source's `notified` and the object's reference, for a source with one
+    /// ([`Attached::notified`]).
+    notified: Option<Notified>,
 }
 
-/// A `recheck` the core may call where the object notifies.
-struct NotifiedRecheck {
-    recheck: unsafe extern "C" fn(*mut c_void, u32, *mut i64) -> u32,
+/// A source's `notified`, with the reference it is called on.
+struct Notified {
+    notified: unsafe extern "C" fn(*mut c_void, u32, u32, *mut i64) -> u32,
     /// The reference `get` returned, which `held.object` keeps (and puts) until the detach.
     obj: *mut c_void,
 }
 
-// SAFETY: A source's `recheck_atomic` says that its `recheck` may run in any context, on any
-// CPU, at the same time as the other calls on the reference.
-unsafe impl Send for NotifiedRecheck {}
+// SAFETY: The contract of `notified` is that it runs in any context, on any CPU, at the same
+// time as the other calls on the reference.
+unsafe impl Send for Notified {}
 // SAFETY: As above.
-unsafe impl Sync for NotifiedRecheck {}
+unsafe impl Sync for Notified {}
 
 impl ExternAttached {
     /// The source's side of a kevent of `src` on the object `obj` (a reference `get` returned).
     fn new(src: &ExternSource, obj: &ObjectRef, queue: ArcBorrow<'_, Queue>) -> Self {
-        let notified = match src.0.recheck {
-            Some(recheck) if src.0.recheck_atomic => Some(NotifiedRecheck {
-                recheck,
+        let notified = match (src.0.notified, src.0.recheck) {
+            (Some(notified), Some(_)) => Some(Notified {
+                notified,
                 obj: obj.obj,
             }),
             _ => None,
@@ -342,7 +342,7 @@ impl Source for ExternSource {
             cancel_errno: ops.cancel_errno,
             batches: ops.flush.is_some(),
             rechecks: ops.recheck.is_some(),
-            recheck_atomic: ops.recheck_atomic && ops.recheck.is_some(),
+            notifies: ops.notified.is_some() && ops.recheck.is_some(),
         }
     }
 
@@ -503,17 +503,23 @@ impl Attached for ExternAttached {
         drop(object);
     }
 
-    fn recheck_notified(&self, _kevent: &Kevent, events: u32, data: &mut i64) -> Option<u32> {
+    fn notified(
+        &self,
+        _kevent: &Kevent,
+        events: u32,
+        requested: u32,
+        data: &mut i64,
+    ) -> Option<u32> {
         let n = self.notified.as_ref()?;
         let mut result: i64 = 0;
         // SAFETY: The core calls this only from a notification of the kevent's object while the
         // kevent is on its storage, or while `attach` holds the reference (see
-        // `Attached::recheck_notified`): `held.object`, or `attach`'s `got`, keeps `obj` alive,
-        // since the detach takes the kevent off the storage before it puts the reference. The
-        // source's `recheck_atomic` allows the call in any context.
-        let ready = unsafe { (n.recheck)(n.obj, events, &mut result) };
+        // `Attached::notified`): `held.object`, or `attach`'s `got`, keeps `obj` alive, since the
+        // detach takes the kevent off the storage before it puts the reference; `result` is a
+        // valid out-pointer. `notified` may run in any context.
+        let ready = unsafe { (n.notified)(n.obj, events, requested, &mut result) };
         *data = result;
-        Some(ready & events)
+        Some(ready & requested)
     }
 
     fn recheck(&self, _kevent: &Kevent, events: u32, data: &mut i64, index: &Index) -> Option<u32> {

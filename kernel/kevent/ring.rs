@@ -93,12 +93,22 @@ impl Ring {
         unsafe { (&raw mut (*ring.header()).entries).write_volatile(entries) };
         for i in 0..u64::from(entries) {
             ring.seq(i).store(i, ordering::Relaxed);
+            let slot = ring.slot(i);
+            // SAFETY: The slot is within the buffer; nobody maps it yet. Its `ret_flags` is the
+            // same for every event (`reserved` stays zero): `post` does not write them again.
+            unsafe { (&raw mut (*slot).ret_flags).write_volatile(KEVENT_RET_DONE) };
         }
         Ok(ring)
     }
 
     fn header(&self) -> *mut kevent_ring {
         self.buf.as_ptr().cast()
+    }
+
+    /// Sets the header's `u64` at byte `off`, for the process to read (`WRITE_ONCE()`).
+    fn set_header_u64(&self, off: usize, v: u64) {
+        // SAFETY: As in `header_u64`; one aligned volatile store, as `WRITE_ONCE()`.
+        unsafe { self.buf.as_ptr().add(off).cast::<u64>().write_volatile(v) }
     }
 
     /// The header's `u64` at byte `off`.
@@ -131,26 +141,26 @@ impl Ring {
         // Acquire: the consumer that freed the slot has finished copying it.
         if self.seq(pos).load(ordering::Acquire) != pos {
             p.overflow += 1;
-            self.header_u64(72).store(p.overflow, ordering::Relaxed);
+            self.set_header_u64(72, p.overflow);
             return false;
         }
         let slot = self.slot(pos);
         // SAFETY: The slot is within the buffer (see `slot`). The process may access it at any
-        // time, so every field is written with one volatile store of its own.
+        // time, so every field is written with one volatile store of its own. `ret_flags` and
+        // `reserved` were set when the ring was made: a process that changes them in a slot
+        // only confuses itself.
         unsafe {
             (&raw mut (*slot).user_data).write_volatile(ev.user_data);
             (&raw mut (*slot).id).write_volatile(ev.id);
             (&raw mut (*slot).type_).write_volatile(ev.ty);
             (&raw mut (*slot).event).write_volatile(ev.event);
             (&raw mut (*slot).req_flags).write_volatile(ev.req_flags);
-            (&raw mut (*slot).ret_flags).write_volatile(KEVENT_RET_DONE);
             (&raw mut (*slot).ret_data).write_volatile(ev.ret_data);
-            (&raw mut (*slot).reserved).write_volatile([0; 2]);
         }
         // Release: the event is visible before the slot is.
         self.seq(pos).store(pos.wrapping_add(1), ordering::Release);
         p.tail = pos.wrapping_add(1);
-        self.header_u64(64).store(p.tail, ordering::Relaxed);
+        self.set_header_u64(64, p.tail);
         true
     }
 

@@ -43,10 +43,10 @@ pub(crate) struct Info {
     /// The source's kevents have level state: [`Attached::recheck`] is called at each delivery
     /// (never otherwise).
     pub(crate) rechecks: bool,
-    /// The level state may also be read where the source notifies
-    /// ([`Attached::recheck_notified`]), so that an edge-triggered or oneshot kevent of a queue
-    /// with a ring is written into the ring there. Only with `rechecks`.
-    pub(crate) recheck_atomic: bool,
+    /// A notification can be narrowed to what is ready now where it is made
+    /// ([`Attached::notified`]), so that an edge-triggered or oneshot kevent of a queue with a
+    /// ring is written into the ring there. Only with `rechecks`.
+    pub(crate) notifies: bool,
 }
 
 impl Info {
@@ -61,7 +61,7 @@ impl Info {
             cancel_errno: 0,
             batches: false,
             rechecks: false,
-            recheck_atomic: false,
+            notifies: false,
         }
     }
 }
@@ -145,13 +145,20 @@ pub(crate) trait Attached: Send + Sync {
         None
     }
 
-    /// The level state where the kevent's object notifies it, for a kevent written into its
-    /// queue's ring: as [`Attached::recheck`], in the notification path, under the storage's
-    /// lock and the queue's ready lock, in any context; it must not sleep. Only for a source
-    /// whose [`Info::recheck_atomic`] is set, and only from a notification of the kevent's own
+    /// What a notification of `events` (as the object gave them, not masked) means is ready now,
+    /// of `requested`, and in `data` the result to report, for a kevent written into its queue's
+    /// ring: the re-check of [`Attached::recheck`], made where the kevent is notified, under the
+    /// storage's lock and the queue's ready lock, in any context; it must not sleep. Only for a
+    /// source whose [`Info::notifies`] is set, and only from a notification of the kevent's own
     /// object while the kevent is on its storage (or while [`Source::attach`] runs), so that
-    /// the object is alive.
-    fn recheck_notified(&self, _kevent: &Kevent, _events: u32, _data: &mut i64) -> Option<u32> {
+    /// the object is alive. [`None`] if the source cannot tell.
+    fn notified(
+        &self,
+        _kevent: &Kevent,
+        _events: u32,
+        _requested: u32,
+        _data: &mut i64,
+    ) -> Option<u32> {
         None
     }
 

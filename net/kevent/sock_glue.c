@@ -13,6 +13,9 @@
 
 #include "sock_glue.h"
 
+/* socket.rs knows sk_data_ready()'s mask, to narrow it where it is notified. */
+static_assert(SK_KEVENT_DATA_READY == (KEVENT_SOCKET_RECV | KEVENT_SOCKET_ACCEPT));
+
 void kevent_sock_hold(struct sock *sk)
 {
 	sock_hold(sk);
@@ -41,6 +44,11 @@ u32 kevent_sock_state(struct sock *sk)
 	       (shutdown & SEND_SHUTDOWN ? KEVENT_SOCK_SEND_SHUTDOWN : 0) |
 	       (sk->sk_type == SOCK_STREAM || sk->sk_type == SOCK_SEQPACKET ?
 		KEVENT_SOCK_STREAM : 0);
+}
+
+bool kevent_sock_listening(struct sock *sk)
+{
+	return READ_ONCE(sk->sk_state) == TCP_LISTEN;
 }
 
 u32 kevent_sock_proto(struct sock *sk)

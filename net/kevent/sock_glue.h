@@ -31,6 +31,7 @@ void kevent_sock_hold(struct sock *sk);
 void kevent_sock_put(struct sock *sk);
 struct kevent_storage *kevent_sock_storage(struct sock *sk);
 u32 kevent_sock_state(struct sock *sk);
+bool kevent_sock_listening(struct sock *sk);
 u32 kevent_sock_proto(struct sock *sk);
 int kevent_sock_error(struct sock *sk);
 bool kevent_sock_rx_queued(struct sock *sk);

@@ -49,6 +49,10 @@ module! {
 /// The socket source.
 struct SocketSource;
 
+/// The mask `sk_data_ready()` notifies, `SK_KEVENT_DATA_READY` in `<net/sock.h>` (checked in
+/// `sock_glue.c`): data, or a connection on a listener, was queued.
+const DATA_READY: u32 = KEVENT_SOCKET_RECV | KEVENT_SOCKET_ACCEPT;
+
 impl kernel::Module for SocketSource {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         kevent::register::<SocketSource>().inspect_err(|e| {
@@ -68,8 +72,6 @@ impl kevent::Source for SocketSource {
         | KEVENT_SOCKET_HUP
         | KEVENT_SOCKET_ERR;
     const FOLLOWS_FD: bool = true;
-    // The re-check reads the socket's fields as `tcp_poll()` does, locklessly.
-    const RECHECK_ATOMIC: bool = true;
 
     type Object = Sock;
     type Ptr = ARef<Sock>;
@@ -97,6 +99,24 @@ impl kevent::Source for SocketSource {
 
     fn storage(sk: &Sock) -> &Storage {
         sk.storage()
+    }
+
+    /// What the callback that notified `events` means, for a kevent of a queue with a ring.
+    ///
+    /// `sk_data_ready()` (`SK_KEVENT_DATA_READY`) is called when data, or a connection on a
+    /// listener, was queued: that is exact, given the state. The other callbacks' masks are
+    /// coarse (a state change, an error): they are narrowed by the re-check, which reads the
+    /// socket's fields as `tcp_poll()` does, locklessly, so it may run here too.
+    fn notified(sk: &Sock, events: u32, requested: u32, data: &mut i64) -> u32 {
+        if events == DATA_READY {
+            let ready = if sk.listening() {
+                KEVENT_SOCKET_ACCEPT
+            } else {
+                KEVENT_SOCKET_RECV
+            };
+            return ready & requested;
+        }
+        Self::recheck(sk, requested, data)
     }
 
     /// The requested events that the socket's state says are ready, and in `data` the
@@ -197,6 +217,12 @@ impl Sock {
     fn state(&self) -> u32 {
         // SAFETY: The sock is valid.
         unsafe { bindings::kevent_sock_state(self.as_raw()) }
+    }
+
+    /// It is a listening socket (`KEVENT_SOCK_LISTEN` of [`Sock::state`] alone).
+    fn listening(&self) -> bool {
+        // SAFETY: The sock is valid.
+        unsafe { bindings::kevent_sock_listening(self.as_raw()) }
     }
 
     /// Its protocol, `KEVENT_SOCK_TCP`, `_UDP`, `_UNIX` or `_OTHER`.

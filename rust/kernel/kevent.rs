@@ -300,12 +300,6 @@ pub trait Source {
     /// source.
     const CANCEL_ERRNO: i32 = 0;
 
-    /// [`Source::recheck`] only reads the object's state and never sleeps, so the core may
-    /// also call it where the object notifies its [`Storage`] (any context, under the storage's
-    /// lock), to write an edge-triggered or oneshot kevent of a queue with a ring into the ring
-    /// there, with what is ready now. Only with [`Source::recheck`].
-    const RECHECK_ATOMIC: bool = false;
-
     /// The objects of this source (a socket, an inode...).
     type Object: Send + Sync;
 
@@ -334,10 +328,22 @@ pub trait Source {
     /// entry) the result to report with them.
     ///
     /// Called when a kevent is registered and at each of its deliveries, in every mode; process
-    /// context, may sleep (unless [`Source::RECHECK_ATOMIC`]: then also where the object
-    /// notifies). A source without it has no level state: its events are reported as they
-    /// fired.
+    /// context, may sleep. A source without it has no level state: its events are reported as
+    /// they fired.
     fn recheck(_obj: &Self::Object, _events: u32, _data: &mut i64) -> u32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// What a notification of `events` (the mask given to [`Storage::ready`]) means is ready now
+    /// in `obj`, of `requested`, and in `data` (0 on entry) the result to report with them.
+    ///
+    /// Only with [`Source::recheck`]. Called where the object notifies its [`Storage`], in any
+    /// context, under the storage's lock (it must not sleep), for an edge-triggered or oneshot
+    /// kevent of a queue with a ring, which is then written into the ring there. Without it,
+    /// such kevents take the ready list and [`Source::recheck`] at delivery. A source whose
+    /// notifications are coarse narrows them here, from what the callback that notified means
+    /// or by reading the object's state as [`Source::recheck`] does.
+    fn notified(_obj: &Self::Object, _events: u32, _requested: u32, _data: &mut i64) -> u32 {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -453,6 +459,24 @@ impl<T: Source> SourceVTable<T> {
 
     /// # Safety
     ///
+    /// `private` is a reference returned by `get` and not yet put, and `data` is valid for reads
+    /// and writes, for the duration of the call.
+    unsafe extern "C" fn notified(
+        private: *mut c_void,
+        events: u32,
+        requested: u32,
+        data: *mut i64,
+    ) -> u32 {
+        // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
+        // call.
+        let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
+        // SAFETY: The caller guarantees that `data` is valid for the duration of the call.
+        let data = unsafe { &mut *data };
+        T::notified(obj.deref(), events, requested, data)
+    }
+
+    /// # Safety
+    ///
     /// `private` is a reference returned by `get` and not yet put, for the duration of the call.
     unsafe extern "C" fn armed(private: *mut c_void, flags: c_uint) {
         // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
@@ -494,7 +518,7 @@ impl<T: Source> SourceVTable<T> {
         assert!(T::CANCEL_ERRNO >= 0 && T::CANCEL_ERRNO <= bindings::MAX_ERRNO as i32);
         assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
         assert!(!T::HAS_START || T::ONESHOT);
-        assert!(!T::RECHECK_ATOMIC || T::HAS_RECHECK);
+        assert!(!T::HAS_NOTIFIED || T::HAS_RECHECK);
         bindings::kevent_source_ops {
             type_: T::TYPE,
             events: T::EVENTS,
@@ -504,12 +528,16 @@ impl<T: Source> SourceVTable<T> {
             takes_args: T::TAKES_ARGS,
             keyed_by_user_data: T::KEYED_BY_USER_DATA,
             oneshot: T::ONESHOT,
-            recheck_atomic: T::RECHECK_ATOMIC,
             cancel_errno: T::CANCEL_ERRNO,
             get: Some(Self::get),
             put: Some(Self::put),
             recheck: if T::HAS_RECHECK {
                 Some(Self::recheck)
+            } else {
+                None
+            },
+            notified: if T::HAS_NOTIFIED {
+                Some(Self::notified)
             } else {
                 None
             },

@@ -145,14 +145,16 @@ struct ukevent {
  * into the ring when its source notifies it, if the kevent needs nothing at
  * delivery: any kevent of a source without level state (timers that are not
  * periodic, inodes, AIO completions), and the edge-triggered or oneshot
- * kevents of a source whose level state may be read where it notifies
- * (sockets); a oneshot kevent leaves its queue once written (its key is
- * free at the next kevent_ctl()). Everything else, broken reports, and
- * events that find the ring full (counted in overflow) take the ready
- * list: kevent_get_events() as without a ring. A kevent waiting on the
- * ready list is not also written into the ring. Each notification of an
- * edge-triggered kevent is an event of its own in the ring (on the ready
- * list, notifications not yet delivered merge into one).
+ * kevents of a source that can tell what is ready where it notifies
+ * (sockets; a notification that turns out to mean nothing is dropped); a
+ * oneshot kevent leaves its queue once written (its key is free at the
+ * next kevent_ctl() with entries, or kevent_get_events()). Everything
+ * else, broken reports, and events that find the ring full (counted in
+ * overflow) take the ready list: kevent_get_events() as without a ring. A
+ * kevent on the ready list, or being delivered from it, is not also
+ * written into the ring: its events merge there. Each notification written
+ * into the ring is an event of its own (on the ready list, notifications
+ * not yet delivered merge into one).
  *
  * kevent_get_events() counts the events in the ring towards min_nr: once
  * the ring and the ready list hold min_nr together, it returns what it
@@ -214,7 +216,7 @@ struct kevent_ring_params {
  * @type:	as in struct ukevent
  * @event:	the events that fired
  * @req_flags:	as in struct ukevent
- * @ret_flags:	KEVENT_RET_DONE
+ * @ret_flags:	KEVENT_RET_DONE (written when the ring is made)
  * @ret_data:	as in struct ukevent
  * @reserved:	zero
  */
