@@ -5,7 +5,7 @@
 //! One connection per run carries a fixed volume (8 MiB; 4 MiB with
 //! `--quick`) from a sender to a receiver in messages of 4 KiB, 64 KiB or
 //! 1 MiB, over TCP on 127.0.0.1 (and, for 64 KiB messages, a UNIX stream
-//! socket pair), with four mechanisms that move the same bytes:
+//! socket pair), with five mechanisms that move the same bytes:
 //!
 //! - blocking: a sender thread `send()`s each message, a receiver thread
 //!   takes it with one `recv(MSG_WAITALL)` (blocking sockets);
@@ -25,7 +25,16 @@
 //!   the time (the kernel runs one socket's requests in submission order per
 //!   direction): each completion collected by `kevent_get_events()` (up to
 //!   eight a call) makes the next request of its direction, all of a wait's
-//!   new requests going in one `kevent_ctl(ADD)`.
+//!   new requests going in one `kevent_ctl(ADD)`;
+//! - kevent AIO ring: the same requests, buffers and loop on a queue made
+//!   with a ready ring (`KEVENT_RING`) of 64 slots (at least four times the
+//!   eight requests in flight, so that none finds it full), into which the
+//!   kernel writes the completions that succeed. The loop pops them (up to eight at
+//!   a time) without a system call, and calls `kevent_get_events(min 1)`,
+//!   counted, only when the ring is empty: it returns the completions on the
+//!   ready list (failures, and any that found the ring full), or 0 as soon
+//!   as the ring holds one, which is then popped. The two kevent rows differ
+//!   in the collection only.
 //!
 //! A second table sends an 8 MiB file (4 MiB with `--quick`; in the temporary
 //! directory, `/tmp`, tmpfs in the benchmark guest; unlinked, written and
@@ -59,7 +68,8 @@
 //!
 //! The kevent rows are "n/a" when the kernel has no AIO source (`main.rs`
 //! probes it with a one-byte send, which such a kernel refuses with
-//! `EINVAL`).
+//! `EINVAL`), and "kevent AIO ring" also when it has no ready ring (a queue
+//! with a ring refused with `EINVAL`).
 //!
 //! Checks per run: every message (piece) arrives whole and in order; the
 //! first word of every 4 KiB block of the stream carries the block's index,
@@ -82,7 +92,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
-use kevent::{Events, Queue, Request};
+use kevent::{Event, Events, Queue, QueueFlags, Request, Ring};
 
 use crate::stats::{self, num, per, ratio, Outcome, Table};
 use crate::stream;
@@ -102,6 +112,14 @@ const MIB: f64 = (1 << 20) as f64;
 const RECV_BIT: u64 = 1 << 63;
 /// The receiver's `recv()` size in the sendfile runs.
 const FILE_RECV: usize = 64 << 10;
+
+/// Slots of the ready ring of "kevent AIO ring": a power of two, four times
+/// the requests in flight (`2 * DEPTH`), at least 64, at most
+/// `KEVENT_RING_MAX_ENTRIES`, so that no completion finds it full.
+fn ring_entries() -> u32 {
+    let max = kevent::sys::KEVENT_RING_MAX_ENTRIES as usize;
+    (4 * 2 * DEPTH).next_power_of_two().clamp(64, max) as u32
+}
 
 /// One table: a transport, a message size and the data per run.
 #[derive(Clone, Copy)]
@@ -167,10 +185,17 @@ enum Mech {
     Epoll,
     Uring,
     Aio,
+    AioRing,
 }
 
 impl Mech {
-    const ALL: [Mech; 4] = [Mech::Blocking, Mech::Epoll, Mech::Uring, Mech::Aio];
+    const ALL: [Mech; 5] = [
+        Mech::Blocking,
+        Mech::Epoll,
+        Mech::Uring,
+        Mech::Aio,
+        Mech::AioRing,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -178,6 +203,7 @@ impl Mech {
             Mech::Epoll => "epoll ET + non-blocking send/recv (1 thread)",
             Mech::Uring => "io_uring SEND/RECV, linked chains of 4 (1 thread)",
             Mech::Aio => "kevent AIO send/recv, 4 in flight (1 thread)",
+            Mech::AioRing => "kevent AIO ring send/recv, 4 in flight (1 thread)",
         }
     }
 
@@ -186,6 +212,7 @@ impl Mech {
             Mech::Blocking | Mech::Epoll => Need::Nothing,
             Mech::Uring => Need::Uring,
             Mech::Aio => Need::KeventAio,
+            Mech::AioRing => Need::KeventAioRing,
         }
     }
 }
@@ -647,7 +674,7 @@ fn pinned<T>(pin: EchoCpus, f: impl FnOnce() -> T) -> T {
 }
 
 // ---------------------------------------------------------------------------
-// The four mechanisms.
+// The mechanisms.
 
 fn run_blocking(s: Spec, pin: EchoCpus, full: bool) -> Result<Sample, String> {
     let (tx, rx) = pair(s.transport, false)?;
@@ -893,14 +920,34 @@ fn submit(q: &Queue, batch: &mut Vec<Request>) -> Result<(), String> {
     Ok(())
 }
 
-fn run_aio(s: Spec, full: bool) -> Result<Sample, String> {
+/// kevent AIO send/recv, on a queue with a ready ring of [`ring_entries`]
+/// slots if `ring` (the only difference: where completions are collected).
+fn run_aio(s: Spec, full: bool, ring: bool) -> Result<Sample, String> {
     let (tx, rx) = pair(s.transport, false)?;
-    let q = Queue::new().map_err(|e| format!("kevent queue: {e}"))?;
+    let (q, ring) = if ring {
+        let (q, r) = Queue::with_ring(QueueFlags::CLOEXEC, ring_entries())
+            .map_err(|e| format!("kevent queue with a ring: {e}"))?;
+        (q, Some(r))
+    } else {
+        let q = Queue::new().map_err(|e| format!("kevent queue: {e}"))?;
+        (q, None)
+    };
     let mut sl = Lent::new(DEPTH, &pattern(s.msg));
     let mut rl = Lent::new(DEPTH, &vec![0u8; s.msg]);
-    let r = aio_loop(&q, tx.as_fd(), rx.as_fd(), s, full, &mut sl, &mut rl);
-    // Releasing the queue cancels what is still in flight after an error;
-    // the buffers stay leaked then all the same.
+    let r = aio_loop(
+        &q,
+        ring.as_ref(),
+        tx.as_fd(),
+        rx.as_fd(),
+        s,
+        full,
+        &mut sl,
+        &mut rl,
+    );
+    // Releasing the queue (its descriptor and its ring's mapping) cancels
+    // what is still in flight after an error; the buffers stay leaked then
+    // all the same.
+    drop(ring);
     drop(q);
     let sample = r?;
     // SAFETY: every request's completion was collected.
@@ -952,8 +999,39 @@ unsafe fn aio_recv(rx: BorrowedFd<'_>, rl: &mut Lent, seq: u64) -> Request {
     }
 }
 
+/// One collection of completions, returned from `evs` or `popped`; empty
+/// if [`STALL`] passed without any. Without a ring: one counted
+/// `kevent_get_events(min 1)`. With one: the completions popped from the
+/// ring, without a system call; only when it is empty, one counted
+/// `kevent_get_events(min 1)`, which returns those on the ready list
+/// (failed requests, and completions that found the ring full), or 0 as
+/// soon as the ring holds one, which is then popped.
+#[inline]
+fn collect<'a>(
+    q: &Queue,
+    ring: Option<&Ring>,
+    evs: &'a mut Events,
+    popped: &'a mut Vec<Event>,
+) -> Result<&'a [Event], String> {
+    if let Some(ring) = ring {
+        popped.clear();
+        popped.extend(ring.drain().take(2 * DEPTH));
+        if !popped.is_empty() {
+            return Ok(popped);
+        }
+    }
+    let k = sys::kq_wait(q, evs, 1, Some(STALL)).map_err(|e| format!("kevent_get_events: {e}"))?;
+    if let (0, Some(ring)) = (k, ring) {
+        popped.extend(ring.drain().take(2 * DEPTH));
+        return Ok(popped);
+    }
+    Ok(evs.as_slice())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn aio_loop(
     q: &Queue,
+    ring: Option<&Ring>,
     tx: BorrowedFd<'_>,
     rx: BorrowedFd<'_>,
     s: Spec,
@@ -964,6 +1042,7 @@ fn aio_loop(
     let n = s.messages();
     let first = n.min(DEPTH as u64);
     let mut evs = Events::with_capacity(2 * DEPTH);
+    let mut popped = Vec::with_capacity(2 * DEPTH);
     let mut batch = Vec::with_capacity(2 * DEPTH);
     let (mut sdone, mut rdone) = (0u64, 0u64);
     let m = Meter::start();
@@ -978,12 +1057,11 @@ fn aio_loop(
     submit(q, &mut batch)?;
     let (mut ssub, mut rsub) = (first, first);
     while sdone < n || rdone < n {
-        let k = sys::kq_wait(q, &mut evs, 1, Some(STALL))
-            .map_err(|e| format!("kevent_get_events: {e}"))?;
-        if k == 0 {
+        let got = collect(q, ring, &mut evs, &mut popped)?;
+        if got.is_empty() {
             return Err(stalled("message", rdone, n));
         }
-        for ev in &evs {
+        for ev in got {
             let seq = ev.user_data() & !RECV_BIT;
             let (what, fd, next) = match ev.events() {
                 kevent::AIO_SEND => ("send", tx, sdone),
@@ -1038,7 +1116,8 @@ fn run_mech(m: Mech, s: Spec, pin: EchoCpus, full: bool) -> Result<Sample, Strin
         Mech::Blocking => run_blocking(s, pin, full),
         Mech::Epoll => pinned(pin, || run_epoll(s, full)),
         Mech::Uring => pinned(pin, || run_uring(s, full)),
-        Mech::Aio => pinned(pin, || run_aio(s, full)),
+        Mech::Aio => pinned(pin, || run_aio(s, full, false)),
+        Mech::AioRing => pinned(pin, || run_aio(s, full, true)),
     }
 }
 
@@ -1308,8 +1387,11 @@ pub fn run(env: &Env) -> String {
          thread with kevent AIO send and receive (`KEVENT_REQ_AIO_WAITALL`) \
          requests, {DEPTH} in flight per direction all the time, completions taken \
          with `kevent_get_events()` and the new requests of a wait submitted in one \
-         `kevent_ctl()`. MB/s = 10^6 bytes/s, from the start to the last message \
-         received and checked (and the last send completed). Ratio: MB/s over \
+         `kevent_ctl()`; and the same on a queue with a ready ring of {ring} slots \
+         (\"kevent AIO ring\"): completions popped from the ring without a system \
+         call, `kevent_get_events()` only when it is empty. MB/s = 10^6 bytes/s, \
+         from the start to the last message received and checked (and the last \
+         send completed). Ratio: MB/s over \
          blocking's (medians). Syscalls: both ends', per message, counted. Data \
          checked (every 4 KiB block's index; the rest of each block {}). {} runs \
          each. {}\n\n\
@@ -1342,6 +1424,7 @@ pub fn run(env: &Env) -> String {
             EchoCpus::Any => "Threads not bound to CPUs (`--echo-cpus any`).",
         },
         busy_ms = BUSY_MIN.as_millis(),
+        ring = ring_entries(),
     );
     for s in &specs {
         eprintln!("aio: {}", s.name());

@@ -10,8 +10,9 @@
 //! The cases: `chain` (libevent's bench), `timers`, `churn` (registration),
 //! `echo` (TCP echo server), `scale` (idle connections), `stream` (socket
 //! paths with no event mechanism) and `aio` (network AIO: loopback
-//! throughput and CPU per byte of kevent AIO send/recv against blocking
-//! I/O, epoll and io_uring, and of AIO sendfile against `sendfile(2)`).
+//! throughput and CPU per byte of kevent AIO send/recv, with and without a
+//! ready ring, against blocking I/O, epoll and io_uring, and of AIO sendfile
+//! against `sendfile(2)`).
 //!
 //! Progress goes to stderr; the results, one Markdown table per case, go to
 //! stdout between the lines `KEVENT-BENCH-BEGIN` and `KEVENT-BENCH-END`,
@@ -49,6 +50,8 @@ pub enum Need {
     KeventRing,
     /// A ready ring and the socket source.
     KeventSocketRing,
+    /// A ready ring and the AIO source.
+    KeventAioRing,
     Uring,
 }
 
@@ -91,6 +94,12 @@ impl Env {
                 .kevent
                 .clone()
                 .and(self.kevent_socket.clone())
+                .and(self.kevent_ring.clone())
+                .err(),
+            Need::KeventAioRing => self
+                .kevent
+                .clone()
+                .and(self.kevent_aio.clone())
                 .and(self.kevent_ring.clone())
                 .err(),
             Need::Uring => self.uring.clone().err(),
@@ -143,8 +152,8 @@ fn usage(code: i32) -> ! {
          \x20   scale      many idle connections\n\
          \x20   stream     blocking stream throughput, no event mechanism\n\
          \x20   aio        network AIO over loopback, 4 KiB to 1 MiB messages: kevent\n\
-         \x20              AIO vs blocking, epoll and io_uring (MB/s, CPU per MiB);\n\
-         \x20              AIO sendfile vs sendfile(2)",
+         \x20              AIO (with and without a ready ring) vs blocking, epoll and\n\
+         \x20              io_uring (MB/s, CPU per MiB); AIO sendfile vs sendfile(2)",
         CASES.join("|")
     );
     std::process::exit(code);
