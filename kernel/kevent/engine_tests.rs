@@ -136,6 +136,16 @@ impl TestQueue {
         TestQueue(Queue::new(None).unwrap())
     }
 
+    /// A queue with a ready ring of `entries` slots.
+    pub(crate) fn with_ring(entries: u32) -> TestQueue {
+        let params = kernel::uapi::kevent_ring_params {
+            entries,
+            flags: 0,
+            reserved: [0; 3],
+        };
+        TestQueue(Queue::new(Some(crate::ring::Ring::new(&params).unwrap())).unwrap())
+    }
+
     pub(crate) fn as_arc_borrow(&self) -> kernel::sync::ArcBorrow<'_, Queue> {
         self.0.as_arc_borrow()
     }

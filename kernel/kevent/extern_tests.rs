@@ -204,6 +204,21 @@ unsafe extern "C" fn fake_put(obj: *mut c_void) {
     fake.refs.add(-1, ordering::Relaxed);
 }
 
+/// The fake `notified`: what the object's level says of `requested` (as `fake_recheck`), and
+/// the notification's `events` as the result, so that a test sees which mask it was given.
+unsafe extern "C" fn fake_notified(
+    obj: *mut c_void,
+    events: u32,
+    requested: u32,
+    data: *mut i64,
+) -> u32 {
+    // SAFETY: `obj` is what `fake_get` returned, a live `FakeObj`.
+    let fake = unsafe { &*obj.cast::<FakeObj>() };
+    // SAFETY: `data` is a valid out-pointer.
+    unsafe { *data = i64::from(events) };
+    fake.level.load(ordering::Relaxed) & requested
+}
+
 unsafe extern "C" fn fake_recheck(obj: *mut c_void, events: u32, data: *mut i64) -> u32 {
     // SAFETY: `obj` is what `fake_get` returned, a live `FakeObj`.
     let fake = unsafe { &*obj.cast::<FakeObj>() };
@@ -250,13 +265,26 @@ const fn req_ops(cancel_errno: c_int) -> bindings::kevent_source_ops {
     ops
 }
 
+/// The level source, able to narrow a notification where it is made (`notified`).
+const fn notified_ops() -> bindings::kevent_source_ops {
+    let mut ops = fake_ops(false);
+    ops.notified = Some(fake_notified);
+    ops
+}
+
 static LEVEL_OPS: bindings::kevent_source_ops = fake_ops(false);
+static NOTIFIED_OPS: bindings::kevent_source_ops = notified_ops();
 static WEAK_OPS: bindings::kevent_source_ops = fake_ops(true);
 static REQ_OPS: bindings::kevent_source_ops = req_ops(bindings::ECANCELED as c_int);
 
 fn level_src() -> &'static ExternSource {
     // SAFETY: A static table that follows the contract.
     unsafe { ExternSource::from_ops(&LEVEL_OPS) }
+}
+
+fn notified_src() -> &'static ExternSource {
+    // SAFETY: A static table that follows the contract.
+    unsafe { ExternSource::from_ops(&NOTIFIED_OPS) }
 }
 
 fn weak_src() -> &'static ExternSource {
@@ -308,6 +336,90 @@ fn uk(id: u64, event: u32, flags: u32) -> Ukevent {
 #[kunit_tests(kevent_extern_source)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_takes_what_needs_nothing_at_delivery() {
+        let (et, lt, once) = (FakeObj::new(), FakeObj::new(), FakeObj::new());
+        let q = TestQueue::with_ring(4);
+        let ring = q.ring.as_ref().unwrap();
+        let qb = q.as_arc_borrow();
+        assert_eq!(
+            qb.add(notified_src(), &uk(et.id(), IN, KEVENT_REQ_ET), false),
+            Ok(())
+        );
+        assert_eq!(qb.add(notified_src(), &uk(lt.id(), IN, 0), false), Ok(()));
+        assert_eq!(
+            qb.add(
+                notified_src(),
+                &uk(once.id(), IN, KEVENT_REQ_ONESHOT),
+                false
+            ),
+            Ok(())
+        );
+        // Edge triggered: into the ring, narrowed by `notified`, which saw the whole mask.
+        et.fire(IN | OUT, 0);
+        assert_eq!(q.nr_ready(), 0);
+        let ev = ring.pop().unwrap();
+        assert_eq!(
+            (ev.id, ev.event, ev.ret_data),
+            (et.id(), IN, i64::from(IN | OUT))
+        );
+        assert_eq!(ev.user_data, 0x2000 + et.id());
+        // Each notification is an event of its own.
+        et.fire(IN, 0);
+        et.fire(IN, 0);
+        assert!(ring.pop().is_some() && ring.pop().is_some() && ring.pop().is_none());
+        // Nothing ready when notified: dropped.
+        et.level.store(0, ordering::Relaxed);
+        // SAFETY: The storage is valid; `fini` is only called when the object is dropped.
+        unsafe { extern_source::__kevent_storage_ready(et.storage.get(), IN, 0) };
+        assert!(ring.pop().is_none());
+        assert_eq!(q.nr_ready(), 0);
+        // Level triggered: the ready list, and its re-check at delivery.
+        lt.fire(IN, 0);
+        assert!(ring.pop().is_none());
+        assert_eq!(q.nr_ready(), 1);
+        assert_eq!(poll(&q, 4).got.len(), 1);
+        assert_eq!(q.remove(notified_src(), &uk(lt.id(), IN, 0)), Ok(()));
+        assert_eq!(q.nr_ready(), 0);
+        // Oneshot: into the ring, then out of the queue at the next hold of its index.
+        once.fire(IN, 0);
+        assert_eq!(ring.pop().map(|ev| ev.id), Some(once.id()));
+        assert_eq!(once.refs(), 1);
+        // Still in the queue (with `et`; `lt` was removed) until the next hold of the index.
+        assert_eq!(q.nr_kevents(), 2);
+        once.fire(IN, 0);
+        assert!(ring.pop().is_none());
+        q.reap(&mut q.index.lock());
+        assert_eq!(q.nr_kevents(), 1);
+        assert_eq!(once.refs(), 0);
+        assert_eq!(q.remove(notified_src(), &uk(once.id(), IN, 0)), Err(ENOENT));
+        // Added again while ready: into the ring by the registration's re-check.
+        assert_eq!(
+            qb.add(
+                notified_src(),
+                &uk(once.id(), IN, KEVENT_REQ_ONESHOT),
+                false
+            ),
+            Ok(())
+        );
+        assert_eq!(ring.pop().map(|ev| ev.id), Some(once.id()));
+        // Full: the ready list, counted; a kevent on it is not written into the ring again.
+        for _ in 0..4 {
+            et.level.store(IN, ordering::Relaxed);
+            et.fire(IN, 0);
+        }
+        et.fire(IN, 0);
+        assert_eq!(q.nr_ready(), 1);
+        et.fire(IN, 0);
+        assert_eq!(q.nr_ready(), 1);
+        assert_eq!(ring.pop().map(|ev| ev.id), Some(et.id()));
+        et.fire(IN, 0);
+        assert_eq!(q.nr_ready(), 1);
+        let evs = poll(&q, 4).got;
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].0.id, et.id());
+    }
 
     #[test]
     fn install_on_first_add_and_refs() {

@@ -183,7 +183,7 @@ impl Ring {
 
     /// Takes the event at the head, as a consumer does (the KUnit tests' consumer).
     #[cfg(CONFIG_KEVENT_KUNIT_TEST)]
-    fn pop(&self) -> Option<RingEvent> {
+    pub(crate) fn pop(&self) -> Option<RingEvent> {
         let head = self.header_u64(0);
         let pos = head.load(ordering::Relaxed);
         if self.seq(pos).load(ordering::Acquire) != pos.wrapping_add(1) {
