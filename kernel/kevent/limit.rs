@@ -152,22 +152,27 @@ mod tests {
         let user = UserRef::current().expect("user");
         // A second queue of the same user shares the counter.
         let other = UserRef::current().expect("user");
+        // The limit is put back before anything is asserted: a failed assertion ends the test
+        // at once, and a limit left at 2 would fail every later test that registers kevents.
         // SAFETY: As above.
         unsafe { limit.write_volatile(2) };
         let a = user.charge();
         let b = other.charge();
         let c = user.charge();
-        assert!(a.is_ok() && b.is_ok());
-        assert_eq!(c.err(), Some(ENOSPC));
+        let (ab_ok, c_err) = (a.is_ok() && b.is_ok(), c.err());
         drop(a);
         let d = other.charge();
-        assert!(d.is_ok());
+        let d_ok = d.is_ok();
         drop((b, d));
         // SAFETY: As above.
         unsafe { limit.write_volatile(0) };
-        assert_eq!(user.charge().err(), Some(ENOSPC));
+        let zero_err = user.charge().err();
         // SAFETY: As above.
         unsafe { limit.write_volatile(saved) };
+        assert!(ab_ok);
+        assert_eq!(c_err, Some(ENOSPC));
+        assert!(d_ok);
+        assert_eq!(zero_err, Some(ENOSPC));
         assert!(user.charge().is_ok());
         drop(other);
         drop(user);
