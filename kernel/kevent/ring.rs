@@ -38,6 +38,11 @@ const _: () = {
     assert!(offset_of!(kevent_ring_event, ret_data) == 40);
 };
 
+/// Offsets in the header of the fields the kernel reads or writes after creation.
+const HEAD: usize = core::mem::offset_of!(kevent_ring, head);
+const TAIL: usize = core::mem::offset_of!(kevent_ring, tail);
+const OVERFLOW: usize = core::mem::offset_of!(kevent_ring, overflow);
+
 /// Bytes of the header, where the slots start.
 const HEADER: usize = core::mem::size_of::<kevent_ring>();
 /// Bytes of one slot.
@@ -113,8 +118,8 @@ impl Ring {
 
     /// The header's `u64` at byte `off`.
     fn header_u64(&self, off: usize) -> &Atomic<u64> {
-        // SAFETY: `off` is the offset of an aligned `u64` field of the header (head, tail or
-        // overflow), within the buffer, which lives as long as `self`; the process accesses it
+        // SAFETY: `off` is the offset of an aligned `u64` field of the header (`HEAD`, `TAIL` or
+        // `OVERFLOW`), within the buffer, which lives as long as `self`; the process accesses it
         // atomically too.
         unsafe { Atomic::from_ptr(self.buf.as_ptr().add(off).cast::<u64>()) }
     }
@@ -141,7 +146,7 @@ impl Ring {
         // Acquire: the consumer that freed the slot has finished copying it.
         if self.seq(pos).load(ordering::Acquire) != pos {
             p.overflow += 1;
-            self.set_header_u64(72, p.overflow);
+            self.set_header_u64(OVERFLOW, p.overflow);
             return false;
         }
         let slot = self.slot(pos);
@@ -160,14 +165,14 @@ impl Ring {
         // Release: the event is visible before the slot is.
         self.seq(pos).store(pos.wrapping_add(1), ordering::Release);
         p.tail = pos.wrapping_add(1);
-        self.set_header_u64(64, p.tail);
+        self.set_header_u64(TAIL, p.tail);
         true
     }
 
     /// How many events wait in the ring: what the producer wrote and the consumers did not claim
     /// (0 if the head the process wrote makes no sense).
     pub(crate) fn pending(&self, p: &Producer) -> usize {
-        let head = self.header_u64(0).load(ordering::Relaxed);
+        let head = self.header_u64(HEAD).load(ordering::Relaxed);
         let n = p.tail.wrapping_sub(head);
         if n > u64::from(self.entries) {
             0
@@ -184,7 +189,7 @@ impl Ring {
     /// Takes the event at the head, as a consumer does (the KUnit tests' consumer).
     #[cfg(CONFIG_KEVENT_KUNIT_TEST)]
     pub(crate) fn pop(&self) -> Option<RingEvent> {
-        let head = self.header_u64(0);
+        let head = self.header_u64(HEAD);
         let pos = head.load(ordering::Relaxed);
         if self.seq(pos).load(ordering::Acquire) != pos.wrapping_add(1) {
             return None;
@@ -259,7 +264,7 @@ mod tests {
         // Full: counted, not written.
         assert!(!ring.post(&mut p, &ev(9)));
         assert_eq!(p.overflow, 1);
-        assert_eq!(ring.header_u64(72).load(ordering::Relaxed), 1);
+        assert_eq!(ring.header_u64(OVERFLOW).load(ordering::Relaxed), 1);
         assert_eq!(ring.pop(), Some(ev(0)));
         assert_eq!(ring.pending(&p), 3);
         // The freed slot takes the next lap's first position.
@@ -274,7 +279,7 @@ mod tests {
             assert!(ring.post(&mut p, &ev(n)));
             assert_eq!(ring.pop(), Some(ev(n)));
         }
-        assert_eq!(ring.header_u64(64).load(ordering::Relaxed), 105);
+        assert_eq!(ring.header_u64(TAIL).load(ordering::Relaxed), 105);
         Ok(())
     }
 
@@ -284,12 +289,13 @@ mod tests {
         let mut p = Producer::default();
         assert!(ring.post(&mut p, &ev(0)));
         // A head past the tail, or far behind it, counts nothing.
-        ring.header_u64(0).store(5, ordering::Relaxed);
+        ring.header_u64(HEAD).store(5, ordering::Relaxed);
         assert_eq!(ring.pending(&p), 0);
-        ring.header_u64(0).store(u64::MAX - 100, ordering::Relaxed);
+        ring.header_u64(HEAD)
+            .store(u64::MAX - 100, ordering::Relaxed);
         assert_eq!(ring.pending(&p), 0);
         // A slot whose seq the process broke is never written: the event overflows.
-        ring.header_u64(0).store(1, ordering::Relaxed);
+        ring.header_u64(HEAD).store(1, ordering::Relaxed);
         ring.seq(1).store(12345, ordering::Relaxed);
         assert!(!ring.post(&mut p, &ev(1)));
         assert_eq!(p.overflow, 1);

@@ -129,18 +129,6 @@ static int wait_tail(int kfd, struct kevent_ring *ring, __u64 n, int ms,
 	return 0;
 }
 
-static struct ukevent sock_ev(int fd, __u32 events, __u32 flags)
-{
-	struct ukevent uk = {
-		.user_data = 0x50c000 + fd,
-		.id = fd,
-		.type = KEVENT_TYPE_SOCKET,
-		.event = events,
-		.req_flags = flags,
-	};
-	return uk;
-}
-
 static struct ukevent timer_ev(__u64 id, __u64 first_ns, __u64 period_ns, __u32 flags)
 {
 	struct ukevent uk;

@@ -35,18 +35,6 @@
 		  KEVENT_SOCKET_CONNECT | KEVENT_SOCKET_HUP | KEVENT_SOCKET_ERR)
 #define INODE_ALL (KEVENT_INODE_CREATE | KEVENT_INODE_REMOVE)
 
-static struct ukevent sock_ev(int fd, __u32 events, __u32 flags)
-{
-	struct ukevent uk = {
-		.user_data = 0x50c000 + fd,
-		.id = fd,
-		.type = KEVENT_TYPE_SOCKET,
-		.event = events,
-		.req_flags = flags,
-	};
-	return uk;
-}
-
 static struct ukevent inode_ev(int fd, __u32 events, __u32 flags)
 {
 	struct ukevent uk = {

@@ -48,6 +48,19 @@ static inline int add1(int kfd, struct ukevent uk)
 	return ctl1(kfd, KEVENT_CTL_ADD, uk);
 }
 
+/* A socket kevent on fd, with a cookie that names the fd. */
+static inline struct ukevent sock_ev(int fd, __u32 events, __u32 flags)
+{
+	struct ukevent uk = {
+		.user_data = 0x50c000 + fd,
+		.id = fd,
+		.type = KEVENT_TYPE_SOCKET,
+		.event = events,
+		.req_flags = flags,
+	};
+	return uk;
+}
+
 /* Events ready now, without waiting. */
 static inline int poll_now(int kfd, struct ukevent *buf, unsigned int max)
 {
