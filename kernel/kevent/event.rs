@@ -221,6 +221,51 @@ impl<'a> NewKevent<'a> {
         }
     }
 
+    /// Reports a request that finished with `result` (0 or more) before its kevent was built
+    /// (see [`Source::attach`]) straight into the queue's ring, without a kevent: returns
+    /// whether it did. `false` if the kevent would not take the ring, or the ring is full (the
+    /// caller then builds the kevent and notifies it, which takes the ready list).
+    ///
+    /// The event is the one the kevent would have written: the request's events, its cookie and
+    /// `result`, its key's type and id.
+    pub(crate) fn post_finished(&self, result: i64) -> bool {
+        let Some(ring) = self.queue.ring.as_ref() else {
+            return false;
+        };
+        if !self.ring || result < 0 {
+            return false;
+        }
+        let ev = RingEvent {
+            user_data: self.req.user_data,
+            id: self.key.id,
+            ty: self.key.ty,
+            event: self.req.event,
+            req_flags: self.req.flags,
+            ret_data: result,
+        };
+        let posted = {
+            let mut ready = self.queue.ready.lock();
+            // A full ring is counted in its overflow by the kevent's own notification.
+            ring.has_room(&ready.producer) && ring.post(&mut ready.producer, &ev)
+        };
+        if posted {
+            self.queue
+                .wake(if self.req.flags & KEVENT_REQ_WAKEUP_ALL != 0 {
+                    Wake::All
+                } else {
+                    Wake::One
+                });
+        }
+        posted
+    }
+
+    /// The kevent's request finished before it was built, and [`NewKevent::post_finished`]
+    /// reported it: no kevent is made, nothing is attached or indexed, and the charge is
+    /// returned.
+    pub(crate) fn posted(self) -> Attach {
+        Attach(AttachKind::Posted)
+    }
+
     /// Allocates the kevent, with `src` as the source's side of it. The core indexes it once
     /// [`Source::attach`] returns with it attached or finished; if `attach` fails, the core
     /// takes it off its lists and drops it.
@@ -280,23 +325,39 @@ impl<A: Attached> Built<A> {
 
     /// The source attached the kevent: [`Attached::detach`] is called when it goes.
     pub(crate) fn attached(self) -> Attach {
-        Attach(true)
+        Attach(AttachKind::Attached)
     }
 
     /// The kevent is complete already (see [`Source::attach`]): nothing is attached.
     pub(crate) fn finished(self) -> Attach {
-        Attach(false)
+        Attach(AttachKind::Finished)
     }
 }
 
-/// What [`Source::attach`] did with the kevent it built: only [`Built`] makes one (its field is
-/// private to this module, so a source cannot make one without building a kevent).
-pub(crate) struct Attach(bool);
+/// What [`Source::attach`] did: only [`Built`] and [`NewKevent::posted`] make one (its field is
+/// private to this module, so a source cannot make one without building a kevent, or reporting
+/// its request's result without one).
+pub(crate) struct Attach(AttachKind);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttachKind {
+    /// [`Built::attached`].
+    Attached,
+    /// [`Built::finished`].
+    Finished,
+    /// [`NewKevent::posted`]: no kevent was built.
+    Posted,
+}
 
 impl Attach {
     /// Whether the kevent was attached ([`Built::attached`]) rather than finished at once.
     pub(crate) fn is_attached(&self) -> bool {
-        self.0
+        self.0 == AttachKind::Attached
+    }
+
+    /// Whether the request finished without a kevent ([`NewKevent::posted`]).
+    pub(crate) fn is_posted(&self) -> bool {
+        self.0 == AttachKind::Posted
     }
 }
 

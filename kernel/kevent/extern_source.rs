@@ -384,9 +384,26 @@ impl Source for ExternSource {
         // A source of requests may finish one at once, before anything is registered: it is
         // reported here, and nothing is attached.
         let got = this.get(uk)?;
+        // On a queue with a ring, the request starts before its kevent is built: one that
+        // finishes (most do, when the object is ready) is written into the ring without a kevent
+        // ever being made. Otherwise its kevent is built first, so that its result can always be
+        // reported; with a ring only the rare request that finishes to find the ring full, or
+        // does not finish, needs it afterwards, and if it cannot be built (`ENOMEM`) the entry
+        // fails although the request may have moved data (see Documentation/kevent.rst).
+        let early = if queue.ring.is_some() {
+            match got.1.start(more) {
+                Some(result) if new.post_finished(result) => {
+                    drop(got);
+                    return Ok(new.posted());
+                }
+                r => Some(r),
+            }
+        } else {
+            None
+        };
         let built = new.build(ExternAttached::new(this, &got.1, queue))?;
         let kevent = built.kevent().as_arc_borrow();
-        if let Some(result) = got.1.start(more) {
+        if let Some(result) = early.unwrap_or_else(|| got.1.start(more)) {
             if result < 0 {
                 Kevent::notify_broken(kevent, uk.0.event, result);
             } else {

@@ -670,6 +670,59 @@ mod tests {
     }
 
     #[test]
+    fn finished_at_start_into_the_ring() {
+        let obj = FakeObj::new();
+        let q = TestQueue::with_ring(2);
+        let ring = q.ring.as_ref().unwrap();
+        let qb = q.as_arc_borrow();
+        obj.finish_now.store(7, ordering::Relaxed);
+        // Written into the ring without a kevent: nothing indexed, registered or kept.
+        assert_eq!(qb.add(req_src(), &req(&obj, 1, IN), false), Ok(()));
+        assert_eq!((q.nr_kevents(), q.nr_ready()), (0, 0));
+        assert!(!obj.installed());
+        assert_eq!((obj.refs(), obj.armed.load(ordering::Relaxed)), (0, 0));
+        let ev = ring.pop().unwrap();
+        assert_eq!((ev.ty, ev.id, ev.event), (REQ_TYPE, 5, IN));
+        assert_eq!((ev.user_data, ev.ret_data), (1, 7));
+        // Its key is free at once.
+        assert_eq!(qb.add(req_src(), &req(&obj, 1, OUT), false), Ok(()));
+        assert_eq!(qb.add(req_src(), &req(&obj, 2, IN), false), Ok(()));
+        assert_eq!(q.nr_kevents(), 0);
+        // The ring is full: the next one takes a kevent and the ready list, and keeps its key
+        // until it is delivered.
+        assert_eq!(qb.add(req_src(), &req(&obj, 3, IN), false), Ok(()));
+        assert_eq!((q.nr_kevents(), q.nr_ready()), (1, 1));
+        // Counted once, by the kevent's notification.
+        assert_eq!(q.ready.lock().producer.overflow(), 1);
+        assert_eq!(qb.add(req_src(), &req(&obj, 3, IN), false), Err(EEXIST));
+        // A failure is reported broken, on the ready list (the ring reports only successes).
+        obj.finish_now
+            .store(EIO.to_errno().into(), ordering::Relaxed);
+        assert!(ring.pop().is_some() && ring.pop().is_some());
+        assert_eq!(qb.add(req_src(), &req(&obj, 4, OUT), false), Ok(()));
+        assert!(ring.pop().is_none());
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0.user_data, got[0].0.ret_data), (3, 7));
+        assert_eq!(got[0].0.ret_flags, KEVENT_RET_DONE);
+        assert_eq!(
+            (got[1].0.user_data, got[1].0.ret_flags),
+            (4, KEVENT_RET_BROKEN)
+        );
+        assert_eq!(got[1].0.ret_data, EIO.to_errno().into());
+        // Not finished: registered and armed, and its completion takes the ring.
+        obj.finish_now.store(NOT_NOW, ordering::Relaxed);
+        assert_eq!(qb.add(req_src(), &req(&obj, 5, IN), false), Ok(()));
+        assert!(obj.installed());
+        assert_eq!((obj.refs(), obj.armed.load(ordering::Relaxed)), (1, 1));
+        obj.fire(IN, 4);
+        let ev = ring.pop().unwrap();
+        assert_eq!((ev.user_data, ev.ret_data), (5, 4));
+        q.reap(&mut q.index.lock());
+        assert_eq!((q.nr_kevents(), obj.refs()), (0, 0));
+    }
+
+    #[test]
     fn args_and_flags_reach_the_source() {
         let obj = FakeObj::new();
         let q = TestQueue::new();

@@ -402,6 +402,8 @@ impl Queue {
         );
         match src.attach(new, uk, more, index) {
             // `Attach` is only made from what `build` made: `built` holds the kevent.
+            // The request finished and was reported without a kevent: nothing to index.
+            Ok(attach) if attach.is_posted() => Ok(()),
             Ok(attach) => {
                 let item = built.ok_or(EINVAL)?;
                 if attach.is_attached() {

@@ -68,6 +68,14 @@ pub(crate) struct Producer {
     overflow: u64,
 }
 
+impl Producer {
+    /// Events that found the ring full (the tests' view of the header's `overflow`).
+    #[cfg(CONFIG_KEVENT_KUNIT_TEST)]
+    pub(crate) fn overflow(&self) -> u64 {
+        self.overflow
+    }
+}
+
 /// A queue's ring: the shared memory, its size fixed at creation.
 ///
 /// # Invariants
@@ -137,6 +145,11 @@ impl Ring {
         // SAFETY: `seq` is an aligned `u64` within the buffer (see `slot`), which lives as long
         // as `self`; the process accesses it atomically too.
         unsafe { Atomic::from_ptr(&raw mut (*self.slot(pos)).seq) }
+    }
+
+    /// Whether the slot at the producer's tail is free: a [`Ring::post`] now would write.
+    pub(crate) fn has_room(&self, p: &Producer) -> bool {
+        self.seq(p.tail).load(ordering::Acquire) == p.tail
     }
 
     /// Writes `ev` at the producer's tail, unless the ring is full there: returns whether it
