@@ -134,6 +134,18 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	registration that fails after a @start that returned 0 fails the
  *	request, reported in its event, not the kevent_ctl() entry: the
  *	request may have made progress.
+ * @submit: optional, only with @start: try to finish the request @uk
+ *	describes at once, before @get and without an object (process
+ *	context, may sleep; @flags as for @armed; @uk checked as for @get).
+ *	Return 1 with its result in *@result (a value >= 0, or -errno) if it
+ *	is finished: the core reports it as for @start and calls nothing else
+ *	for it. Return 0 if it is not, with the progress made in *@result (0
+ *	or more, e.g. bytes moved; 0 if nothing was done, e.g. for an entry
+ *	@get would refuse): the core then calls @get, and @start with
+ *	KEVENT_START_SUBMITTED and that progress in *@result, which the object
+ *	takes over (its @start then returns 0 without trying again). If @get
+ *	or the kevent fails after progress was made, the request is reported
+ *	broken, in its event if a kevent could be made, else in the entry.
  * @flush: optional: a run of consecutive kevent_ctl(KEVENT_CTL_ADD) entries
  *	with the same type, id and event, armed with KEVENT_ARMED_MORE (all
  *	but the last), ended with @uk: flush out what they held back (process
@@ -163,17 +175,21 @@ struct kevent_source_ops {
 	u32 (*notified)(void *priv, u32 events, u32 requested, s64 *data);
 	void (*armed)(void *priv, unsigned int flags);
 	int (*start)(void *priv, unsigned int flags, s64 *result);
+	int (*submit)(const struct ukevent *uk, unsigned int flags,
+		      s64 *result);
 	void (*flush)(const struct ukevent *uk);
 };
 
-/* @armed flags. */
+/* @armed (and @start, @submit) flags. */
 #define KEVENT_ARMED_MORE	0x1	/* the next entry is for the same object */
+/* @start flag: @submit ran, *result holds its progress */
+#define KEVENT_START_SUBMITTED	0x2
 
 /*
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
  * bad table: no @get or @put, a zero @type or @events, a @weak source with
  * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
- * @oneshot, a @start without @oneshot, @notified without @recheck), -EEXIST (the type already has a
+ * @oneshot, a @start without @oneshot, @submit without @start, @notified without @recheck), -EEXIST (the type already has a
  * source) or -EBUSY (no free slot). Registrations are not serialised
  * against each other: make them
  * from initcalls, of any level (the core needs no initialisation for

@@ -25,6 +25,7 @@ use crate::{
     source::{Attached, Info},
 };
 use kernel::{
+    alloc::Flags,
     list::{AtomicTracker, ListArc, ListLinksSelfPtr, TryNewListArc},
     prelude::*,
     sync::{Arc, ArcBorrow, LockedBy},
@@ -273,6 +274,32 @@ impl<'a> NewKevent<'a> {
     where
         Error: From<E>,
     {
+        self.build_with(src, GFP_KERNEL_ACCOUNT)
+    }
+
+    /// Like [`NewKevent::build`], for the kevent of a request that finished (or moved data)
+    /// before it: the allocation is not charged to the memory cgroup, whose limit would make it
+    /// fail, and the request's result be lost, after the request did its work. Such a kevent
+    /// lives until its one event is delivered, and counts against the per-user limit as any
+    /// other (its charge was taken before the request started).
+    pub(crate) fn build_finished<A: Attached + 'static, E>(
+        self,
+        src: impl PinInit<A, E>,
+    ) -> Result<Built<A>>
+    where
+        Error: From<E>,
+    {
+        self.build_with(src, GFP_KERNEL)
+    }
+
+    fn build_with<A: Attached + 'static, E>(
+        self,
+        src: impl PinInit<A, E>,
+        flags: Flags,
+    ) -> Result<Built<A>>
+    where
+        Error: From<E>,
+    {
         let queue = self.queue;
         let item = ListArc::pin_init(
             try_pin_init!(KeventOf::<A> {
@@ -306,7 +333,7 @@ impl<'a> NewKevent<'a> {
                 charge: LockedBy::new(&queue.index, Some(self.charge)),
                 src <- src,
             }),
-            GFP_KERNEL_ACCOUNT,
+            flags,
         )?;
         let kevent = item.as_arc().clone();
         *self.built = Some(item);

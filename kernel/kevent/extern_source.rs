@@ -81,6 +81,7 @@ impl ExternSource {
             // A cancelled kevent is delivered once, then removed: a request.
             && (o.cancel_errno == 0 || o.oneshot)
             && (o.start.is_none() || o.oneshot)
+            && (o.submit.is_none() || o.start.is_some())
             && (o.notified.is_none() || o.recheck.is_some())
     }
 
@@ -247,18 +248,25 @@ impl ObjectRef {
         }
     }
 
-    /// The object's level state: the events of `events` ready now, and the result to report.
     /// Tries to finish the request at once, if the source can (`start`): its result (a value,
-    /// or `-errno`), or `None` if it is not finished; `more` is the batch hint.
-    fn start(&self, more: bool) -> Option<i64> {
+    /// or `-errno`), or `None` if it is not finished; `more` is the batch hint. `submitted`: the
+    /// progress of the source's `submit`, which ran and did not finish the request; the object
+    /// takes it over.
+    fn start(&self, more: bool, submitted: Option<i64>) -> Option<i64> {
         let start = self.src.0.start?;
-        let flags = armed_flags(more);
+        let mut flags = armed_flags(more);
         let mut result: i64 = 0;
-        // SAFETY: `obj` is the live reference `get` returned; `result` is valid for writes.
+        if let Some(progress) = submitted {
+            flags |= bindings::KEVENT_START_SUBMITTED;
+            result = progress;
+        }
+        // SAFETY: `obj` is the live reference `get` returned; `result` is valid for reads and
+        // writes.
         let done = unsafe { start(self.obj, flags, &mut result) };
         (done == 1).then_some(result)
     }
 
+    /// The object's level state: the events of `events` ready now, and the result to report.
     fn recheck(&self, events: u32) -> Option<(u32, i64)> {
         let recheck = self.src.0.recheck?;
         let mut data: i64 = 0;
@@ -314,6 +322,15 @@ unsafe impl Send for Notified {}
 unsafe impl Sync for Notified {}
 
 impl ExternAttached {
+    /// The source's side of the kevent of a request that finished (or failed) before `get`
+    /// made an object for it: never attached, it only carries the request's event.
+    fn finished(queue: ArcBorrow<'_, Queue>) -> Self {
+        ExternAttached {
+            held: LockedBy::new(&queue.index, Held::default()),
+            notified: None,
+        }
+    }
+
     /// The source's side of a kevent of `src` on the object `obj` (a reference `get` returned).
     fn new(src: &ExternSource, obj: &ObjectRef, queue: ArcBorrow<'_, Queue>) -> Self {
         let notified = match (src.0.notified, src.0.recheck) {
@@ -383,15 +400,19 @@ impl Source for ExternSource {
         }
         // A source of requests may finish one at once, before anything is registered: it is
         // reported here, and nothing is attached.
+        if this.0.submit.is_some() {
+            return this.attach_submitted(new, uk, more, index);
+        }
         let got = this.get(uk)?;
         // On a queue with a ring, the request starts before its kevent is built: one that
         // finishes (most do, when the object is ready) is written into the ring without a kevent
         // ever being made. Otherwise its kevent is built first, so that its result can always be
         // reported; with a ring only the rare request that finishes to find the ring full, or
-        // does not finish, needs it afterwards, and if it cannot be built (`ENOMEM`) the entry
-        // fails although the request may have moved data (see Documentation/kevent.rst).
+        // does not finish, needs it afterwards, and it is then allocated without the memory
+        // cgroup's charge, whose limit could fail it after the request moved data (see
+        // `NewKevent::build_finished`).
         let early = if queue.ring.is_some() {
-            match got.1.start(more) {
+            match got.1.start(more, None) {
                 Some(result) if new.post_finished(result) => {
                     drop(got);
                     return Ok(new.posted());
@@ -401,33 +422,125 @@ impl Source for ExternSource {
         } else {
             None
         };
-        let built = new.build(ExternAttached::new(this, &got.1, queue))?;
-        let kevent = built.kevent().as_arc_borrow();
-        if let Some(result) = early.unwrap_or_else(|| got.1.start(more)) {
-            if result < 0 {
-                Kevent::notify_broken(kevent, uk.0.event, result);
-            } else {
-                Kevent::notify_value(kevent, uk.0.event, result);
-            }
-            drop(got);
-            return Ok(built.finished());
-        }
-        // Started, not finished (it may have moved data): from here on a failure is the
-        // request's, reported in its event as any later one would be, and `put` stops it.
-        match this
-            .follow(uk)
-            .and_then(|file| this.register(&built, uk, more, file, got, index))
-        {
-            Ok(()) => Ok(built.attached()),
-            Err(e) => {
-                Kevent::notify_broken(kevent, uk.0.event, e.to_errno().into());
-                Ok(built.finished())
-            }
-        }
+        let attached = ExternAttached::new(this, &got.1, queue);
+        let built = if early.is_some() {
+            new.build_finished(attached)?
+        } else {
+            new.build(attached)?
+        };
+        let result = early.unwrap_or_else(|| got.1.start(more, None));
+        Ok(this.register_started(built, uk, more, got, result, index))
     }
 }
 
 impl ExternSource {
+    /// Calls `submit`: `Ok` with the request's result if it finished (a value, or `-errno`),
+    /// `Err` with its progress if it did not.
+    fn submit(&self, uk: &Ukevent, more: bool) -> core::result::Result<i64, i64> {
+        let Some(submit) = self.0.submit else {
+            return Err(0);
+        };
+        let mut result: i64 = 0;
+        // SAFETY: `uk` is a valid `struct ukevent` (the uapi and bindings types are the same C
+        // type); `result` is a valid out-pointer.
+        let done = unsafe {
+            submit(
+                (&raw const uk.0).cast::<bindings::ukevent>(),
+                armed_flags(more),
+                &mut result,
+            )
+        };
+        if done == 1 {
+            Ok(result)
+        } else {
+            // Progress is never negative; a source that says so made none we can count.
+            Err(result.max(0))
+        }
+    }
+
+    /// [`Source::attach`] for a source with `submit`: the request is tried before anything is
+    /// made for it. Finished, it is written into the ring if it can be, or else reported by a
+    /// kevent made for that alone; not finished, the object is got and takes the progress over,
+    /// and registration goes on as after a `start` that did not finish.
+    fn attach_submitted(
+        &'static self,
+        new: NewKevent<'_>,
+        uk: &Ukevent,
+        more: bool,
+        index: &mut Index,
+    ) -> Result<Attach> {
+        let queue = new.queue();
+        let progress = match self.submit(uk, more) {
+            Ok(result) => {
+                if new.post_finished(result) {
+                    return Ok(new.posted());
+                }
+                let built = new.build_finished(ExternAttached::finished(queue))?;
+                Self::report(built.kevent().as_arc_borrow(), uk, result);
+                return Ok(built.finished());
+            }
+            Err(progress) => progress,
+        };
+        let got = match self.get(uk) {
+            Ok(got) => got,
+            // Nothing moved: the entry fails, as it would have without `submit`.
+            Err(e) if progress == 0 => return Err(e),
+            // The request moved data: it fails in its event, as a later failure would.
+            Err(e) => {
+                let built = new.build_finished(ExternAttached::finished(queue))?;
+                Self::report(built.kevent().as_arc_borrow(), uk, e.to_errno().into());
+                return Ok(built.finished());
+            }
+        };
+        let built = if progress == 0 {
+            new.build(ExternAttached::new(self, &got.1, queue))?
+        } else {
+            new.build_finished(ExternAttached::new(self, &got.1, queue))?
+        };
+        let result = got.1.start(more, Some(progress));
+        Ok(self.register_started(built, uk, more, got, result, index))
+    }
+
+    /// After `start` (whose `result` this is, if it finished the request): reports the
+    /// finished request on its kevent `built`, or registers the kevent. The request may have
+    /// moved data: from here on a failure is the request's, reported in its event as any later
+    /// one would be, and `put` stops it.
+    fn register_started(
+        &'static self,
+        built: Built<ExternAttached>,
+        uk: &Ukevent,
+        more: bool,
+        got: (*mut bindings::kevent_storage, ObjectRef),
+        result: Option<i64>,
+        index: &mut Index,
+    ) -> Attach {
+        let kevent = built.kevent().as_arc_borrow();
+        if let Some(result) = result {
+            Self::report(kevent, uk, result);
+            drop(got);
+            return built.finished();
+        }
+        match self
+            .follow(uk)
+            .and_then(|file| self.register(&built, uk, more, file, got, index))
+        {
+            Ok(()) => built.attached(),
+            Err(e) => {
+                Kevent::notify_broken(kevent, uk.0.event, e.to_errno().into());
+                built.finished()
+            }
+        }
+    }
+
+    /// Reports the result of the request of `uk` on its kevent: a value, or `-errno` (broken).
+    fn report(kevent: ArcBorrow<'_, Kevent>, uk: &Ukevent, result: i64) {
+        if result < 0 {
+            Kevent::notify_broken(kevent, uk.0.event, result);
+        } else {
+            Kevent::notify_value(kevent, uk.0.event, result);
+        }
+    }
+
     /// The file of the descriptor `uk` names and the descriptor, if the source follows it.
     fn follow(&self, uk: &Ukevent) -> Result<Option<(ARef<File>, u32)>> {
         if !self.0.follows_fd {

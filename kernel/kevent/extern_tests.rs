@@ -28,6 +28,8 @@ const OUT: u32 = 0x2;
 const REQ_FLAG: u32 = 0x10;
 /// An `arg[1]` the request source's `get` refuses with `E2BIG`.
 const BAD_ARG: u64 = 0xbad;
+/// An `arg[1]` that `get` refuses too, after `submit` moved something (2).
+const BAD_ARG_LATE: u64 = 0xbad2;
 /// The result the fake re-check reports with `OUT`.
 const OUT_DATA: i64 = -32;
 
@@ -47,6 +49,12 @@ struct FakeObj {
     /// The result with which `start` finishes a request on this object ([`NOT_NOW`]: it does
     /// not).
     finish_now: Atomic<i64>,
+    /// The result with which `submit` finishes a request on this object ([`NOT_NOW`]: it does
+    /// not, and reports `submit_progress`).
+    submit_now: Atomic<i64>,
+    submit_progress: Atomic<i64>,
+    /// The progress `start` was given after `submit` (-1: never).
+    taken_over: Atomic<i64>,
 }
 
 /// `finish_now` of an object whose requests `start` does not finish.
@@ -66,6 +74,9 @@ impl FakeObj {
                 armed_more: Atomic::new(0),
                 flushed: Atomic::new(0),
                 finish_now: Atomic::new(NOT_NOW),
+                submit_now: Atomic::new(NOT_NOW),
+                submit_progress: Atomic::new(0),
+                taken_over: Atomic::new(-1),
             },
             GFP_KERNEL,
         )
@@ -152,7 +163,7 @@ unsafe extern "C" fn fake_req_get(
 ) -> c_int {
     // SAFETY: The core passes a valid entry.
     let arg = unsafe { (*uk).arg };
-    if arg[1] == BAD_ARG {
+    if arg[1] == BAD_ARG || arg[1] == BAD_ARG_LATE {
         return E2BIG.to_errno();
     }
     // SAFETY: The tests put the address of a live `FakeObj` (or 0) in `arg[0]`; the out-pointers
@@ -174,10 +185,16 @@ unsafe extern "C" fn fake_armed(obj: *mut c_void, flags: c_uint) {
     }
 }
 
-/// The request source's `start`: finishes the request with the object's `finish_now`, if set.
-unsafe extern "C" fn fake_start(obj: *mut c_void, _flags: c_uint, result: *mut i64) -> c_int {
+/// The request source's `start`: finishes the request with the object's `finish_now`, if set;
+/// after `submit`, records the progress it was given.
+unsafe extern "C" fn fake_start(obj: *mut c_void, flags: c_uint, result: *mut i64) -> c_int {
     // SAFETY: `obj` is what `fake_req_get` returned, a live `FakeObj`.
     let fake = unsafe { &*obj.cast::<FakeObj>() };
+    if flags & bindings::KEVENT_START_SUBMITTED != 0 {
+        // SAFETY: `result` is valid, and holds the progress of `submit`.
+        fake.taken_over.store(unsafe { *result }, ordering::Relaxed);
+        return 0;
+    }
     let now = fake.finish_now.load(ordering::Relaxed);
     if now == NOT_NOW {
         return 0;
@@ -185,6 +202,33 @@ unsafe extern "C" fn fake_start(obj: *mut c_void, _flags: c_uint, result: *mut i
     // SAFETY: `result` is a valid out-pointer.
     unsafe { *result = now };
     1
+}
+
+/// The `submit` of the request source with one: finishes the request with the object's
+/// `submit_now`, if set, else reports `submit_progress` (nothing for an entry `get` refuses
+/// outright, 2 for one it refuses after `submit` moved something).
+unsafe extern "C" fn fake_submit(
+    uk: *const bindings::ukevent,
+    _flags: c_uint,
+    result: *mut i64,
+) -> c_int {
+    // SAFETY: The core passes a valid entry.
+    let arg = unsafe { (*uk).arg };
+    let (done, value) = match arg[1] {
+        BAD_ARG => (0, 0),
+        BAD_ARG_LATE => (0, 2),
+        _ => {
+            // SAFETY: The tests put the address of a live `FakeObj` in `arg[0]`.
+            let fake = unsafe { &*(arg[0] as usize as *const FakeObj) };
+            match fake.submit_now.load(ordering::Relaxed) {
+                NOT_NOW => (0, fake.submit_progress.load(ordering::Relaxed)),
+                now => (1, now),
+            }
+        }
+    };
+    // SAFETY: `result` is a valid out-pointer.
+    unsafe { *result = value };
+    done
 }
 
 /// The request source's `flush`: counts the call on the object the entry names.
@@ -276,6 +320,19 @@ static LEVEL_OPS: bindings::kevent_source_ops = fake_ops(false);
 static NOTIFIED_OPS: bindings::kevent_source_ops = notified_ops();
 static WEAK_OPS: bindings::kevent_source_ops = fake_ops(true);
 static REQ_OPS: bindings::kevent_source_ops = req_ops(bindings::ECANCELED as c_int);
+static SUBMIT_OPS: bindings::kevent_source_ops = submit_ops();
+
+/// The source of requests, with `submit`.
+const fn submit_ops() -> bindings::kevent_source_ops {
+    let mut ops = req_ops(bindings::ECANCELED as c_int);
+    ops.submit = Some(fake_submit);
+    ops
+}
+
+fn submit_src() -> &'static ExternSource {
+    // SAFETY: A static table that follows the contract.
+    unsafe { ExternSource::from_ops(&SUBMIT_OPS) }
+}
 
 fn level_src() -> &'static ExternSource {
     // SAFETY: A static table that follows the contract.
@@ -720,6 +777,75 @@ mod tests {
         assert_eq!((ev.user_data, ev.ret_data), (5, 4));
         q.reap(&mut q.index.lock());
         assert_eq!((q.nr_kevents(), obj.refs()), (0, 0));
+    }
+
+    #[test]
+    fn submitted_before_get() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        let qb = q.as_arc_borrow();
+        let src = submit_src();
+        // Finished by `submit`: no object was got; a kevent reports it.
+        obj.submit_now.store(9, ordering::Relaxed);
+        assert_eq!(qb.add(src, &req(&obj, 1, IN), false), Ok(()));
+        assert!(!obj.installed());
+        assert_eq!((obj.refs(), obj.armed.load(ordering::Relaxed)), (0, 0));
+        obj.submit_now
+            .store(EIO.to_errno().into(), ordering::Relaxed);
+        assert_eq!(qb.add(src, &req(&obj, 2, OUT), false), Ok(()));
+        // What `get` refuses, with nothing moved, fails the entry; after progress, the request.
+        let mut bad = req(&obj, 3, IN);
+        bad.0.arg[1] = BAD_ARG;
+        assert_eq!(qb.add(src, &bad, false), Err(E2BIG));
+        let mut late = req(&obj, 4, IN);
+        late.0.arg[1] = BAD_ARG_LATE;
+        assert_eq!(qb.add(src, &late, false), Ok(()));
+        assert_eq!(obj.refs(), 0);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            (got[0].0.user_data, got[0].0.ret_flags),
+            (1, KEVENT_RET_DONE)
+        );
+        assert_eq!(got[0].0.ret_data, 9);
+        assert_eq!(
+            (got[1].0.user_data, got[1].0.ret_flags),
+            (2, KEVENT_RET_BROKEN)
+        );
+        assert_eq!(
+            (got[1].0.event, got[1].0.ret_data),
+            (OUT, EIO.to_errno().into())
+        );
+        assert_eq!(
+            (got[2].0.user_data, got[2].0.ret_flags),
+            (4, KEVENT_RET_BROKEN)
+        );
+        assert_eq!(got[2].0.ret_data, E2BIG.to_errno().into());
+        assert_eq!(q.nr_kevents(), 0);
+        // Not finished: the object is got, takes the progress over, and is registered and
+        // armed; `start` does not run its own first try.
+        obj.submit_now.store(NOT_NOW, ordering::Relaxed);
+        obj.submit_progress.store(3, ordering::Relaxed);
+        obj.finish_now.store(7, ordering::Relaxed);
+        assert_eq!(qb.add(src, &req(&obj, 5, IN), false), Ok(()));
+        assert_eq!(obj.taken_over.load(ordering::Relaxed), 3);
+        assert!(obj.installed());
+        assert_eq!((obj.refs(), obj.armed.load(ordering::Relaxed)), (1, 1));
+        obj.fire(IN, 4);
+        let got = poll(&q, 8).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.user_data, got[0].0.ret_data), (5, 4));
+        assert_eq!((q.nr_kevents(), obj.refs()), (0, 0));
+        // With a ring, a finished request is written into it without a kevent.
+        let r = TestQueue::with_ring(4);
+        obj.submit_now.store(11, ordering::Relaxed);
+        assert_eq!(
+            r.as_arc_borrow().add(src, &req(&obj, 6, OUT), false),
+            Ok(())
+        );
+        assert_eq!((r.nr_kevents(), r.nr_ready(), obj.refs()), (0, 0, 0));
+        let ev = r.ring.as_ref().unwrap().pop().unwrap();
+        assert_eq!((ev.user_data, ev.event, ev.ret_data), (6, OUT, 11));
     }
 
     #[test]

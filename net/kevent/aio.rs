@@ -62,7 +62,11 @@
 //!   pass moves data straight between the socket and the user's buffer (`import_ubuf()`: the
 //!   submitter's address space is the current one), and a request it completes is reported at
 //!   once: nothing is pinned, and no context or watch is made. Only what is left is pinned and
-//!   queued on a context, made then.
+//!   queued on a context, made then. For a send or receive this pass is the source's `submit`,
+//!   which runs from the entry alone ([`Plan`]), before the core asks `get` for an
+//!   [`AioRequest`]: a request it completes costs no request at all (no allocation), and in a
+//!   queue with a ring no kevent either. A request it leaves unfinished is made then, and takes
+//!   over what the pass moved (`start` with the progress). A sendfile's pass runs in `start`.
 //! - Otherwise the request is pinned and queued, and its context runs one pass here.
 //!
 //! Either way the work is queued only if the pass leaves something to do. For small messages this
@@ -141,7 +145,7 @@ use kernel::{
         poll_watch::{PollWake, PollWatch},
         File, LocalFile,
     },
-    kevent::{self, Storage, Ukevent},
+    kevent::{self, Storage, Submitted, Ukevent},
     list::{AtomicTracker, List, ListArc, ListLinks, TryNewListArc},
     page::{PAGE_MASK, PAGE_SIZE},
     prelude::*,
@@ -243,9 +247,60 @@ impl kevent::Source for AioSource {
 
     /// Runs the request's first pass before its kevent is registered, if its socket has no
     /// context: a request it finishes is reported by the core, which registers nothing for it.
-    fn start(req: ArcBorrow<'_, AioRequest>, more: bool) -> Option<Result<i64>> {
-        let res = req.first_pass(more)?;
-        Some(res.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+    /// After [`kevent::Source::submit`] (a send or receive), the request only takes over what
+    /// that pass moved.
+    fn start(
+        req: ArcBorrow<'_, AioRequest>,
+        more: bool,
+        submitted: Option<u64>,
+    ) -> Option<Result<i64>> {
+        match submitted {
+            // `submit` runs the first pass of sends and receives, a sendfile's runs here.
+            Some(progress) if req.op != KEVENT_AIO_SENDFILE => {
+                req.take_over(progress);
+                None
+            }
+            _ => {
+                let res = req.first_pass(more)?;
+                Some(res.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+        }
+    }
+
+    /// The first pass of a send or receive whose socket has no context, straight from the
+    /// entry: a request it finishes needs no [`AioRequest`] at all (nor its allocation). What
+    /// `get` would refuse, a sendfile, and a request behind others of its socket are left to
+    /// `get` and `start`, with nothing done.
+    fn submit(uk: &Ukevent, more: bool) -> Submitted {
+        if !module_parameters::inline_submit.value() || uk.event() == KEVENT_AIO_SENDFILE {
+            return Submitted::Started(0);
+        }
+        let Ok(plan) = Plan::of(uk) else {
+            return Submitted::Started(0);
+        };
+        if AioSock::exists(plan.sk) {
+            return Submitted::Started(0);
+        }
+        let xfer = Xfer {
+            socket: plan.socket(),
+            mem: Mem::User(plan.addr),
+            len: plan.len,
+            stream: plan.stream,
+        };
+        let (mut done, mut budget) = (0, BUDGET);
+        let recv = plan.op == KEVENT_AIO_RECV;
+        match xfer.run(
+            recv,
+            plan.waitall,
+            more && plan.stream,
+            &mut done,
+            &mut budget,
+        ) {
+            Step::Done(res) => {
+                Submitted::Finished(res.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+            _ => Submitted::Started(u64::try_from(done).unwrap_or(u64::MAX)),
+        }
     }
 
     /// A run of requests of one operation on one socket ended: if they are sends, push out what
@@ -267,10 +322,24 @@ impl kevent::Source for AioSource {
     }
 }
 
-impl AioRequest {
-    /// Checks the entry `uk` and makes its request, not started yet: nothing is pinned, and no
-    /// context is made, before the request is armed.
-    fn new(uk: &Ukevent) -> Result<Arc<AioRequest>> {
+/// What an entry asks for, checked, with the socket's file: all of a send or receive that its
+/// first pass needs, without an allocation.
+struct Plan {
+    op: u32,
+    waitall: bool,
+    len: usize,
+    /// A sendfile's file offset; 0 for the others.
+    pos: i64,
+    /// A send's or receive's buffer address; a sendfile's 0.
+    addr: u64,
+    file: ARef<File>,
+    sk: usize,
+    stream: bool,
+}
+
+impl Plan {
+    /// Checks the entry `uk`: `EINVAL`, `EBADF` or `ENOTSOCK`.
+    fn of(uk: &Ukevent) -> Result<Plan> {
         let op = uk.event();
         let [arg0, arg1] = uk.arg();
         let waitall = uk.req_flags() & KEVENT_REQ_AIO_WAITALL != 0;
@@ -315,11 +384,43 @@ impl AioRequest {
         // SAFETY: `kevent_ctl()` runs no `fdget_pos()` region; the socket's file is only used for
         // socket calls, which do not use the file position.
         let file = unsafe { LocalFile::assume_no_fdget_pos(file) };
+        Ok(Plan {
+            op,
+            waitall,
+            len,
+            pos,
+            addr: if op == KEVENT_AIO_SENDFILE { 0 } else { arg0 },
+            file,
+            sk: sk as usize,
+            stream,
+        })
+    }
 
+    fn socket(&self) -> *mut bindings::socket {
+        // SAFETY: The file is valid (we hold it); it was checked to be a socket, so this is its
+        // `struct socket`, which lives as long as the file.
+        unsafe { bindings::sock_from_file(self.file.as_ptr()) }
+    }
+}
+
+impl AioRequest {
+    /// Checks the entry `uk` and makes its request, not started yet: nothing is pinned, and no
+    /// context is made, before the request is armed.
+    fn new(uk: &Ukevent) -> Result<Arc<AioRequest>> {
+        let Plan {
+            op,
+            waitall,
+            len,
+            pos,
+            addr,
+            file,
+            sk,
+            stream,
+        } = Plan::of(uk)?;
         let buf = match op {
             KEVENT_AIO_SENDFILE => Buf::Sendfile(Sendfile::new(uk.arg_fd(), pos, len)?),
             // Checked (and pinned, if need be) when the request starts.
-            _ => Buf::User(arg0),
+            _ => Buf::User(addr),
         };
         Arc::pin_init(
             pin_init!(AioRequest {
@@ -330,7 +431,7 @@ impl AioRequest {
                 waitall,
                 len,
                 file,
-                sk: sk as usize,
+                sk,
                 stream,
                 sock: SetOnce::new(),
                 io <- new_mutex!(
@@ -508,6 +609,15 @@ impl AioRequest {
     ///
     /// `more`: the batch hint; the pass of a send on a stream socket then sends with `MSG_MORE`,
     /// and the source's `flush` pushes it out.
+    /// Takes over the `progress` (bytes moved) of the first pass that
+    /// [`kevent::Source::submit`] ran for the request: the pass ran, and no other runs before
+    /// [`AioRequest::start`].
+    fn take_over(&self, progress: u64) {
+        let mut st = self.io.lock();
+        st.tried = true;
+        st.done = usize::try_from(progress).unwrap_or(self.len).min(self.len);
+    }
+
     fn first_pass(&self, more: bool) -> Option<Result<usize>> {
         if !module_parameters::inline_submit.value() {
             return None;

@@ -20,6 +20,8 @@
 //!   as a request of asynchronous I/O, starts it there);
 //! - [`Source::start`], if implemented, tries to finish a request at once, before its kevent
 //!   is registered anywhere (a send that the socket takes whole);
+//! - [`Source::submit`], if implemented (with [`Source::start`]), tries it before any object is
+//!   made for it, from the entry alone;
 //! - [`Source::flush`], if implemented, takes the batch hint: [`Source::armed`] learns that the
 //!   next entry of the batch is for the same object and operation (a socket corks a run of sends
 //!   into one segment), and [`Source::flush`] follows the run.
@@ -370,7 +372,27 @@ pub trait Source {
     /// [`Source::recheck`] or [`Source::armed`]. Returns `None` if the request is not finished
     /// (it may have made progress, which the object keeps): registration goes on, and
     /// [`Source::armed`] continues the request.
-    fn start(_obj: Borrowed<'_, Self>, _more: bool) -> Option<Result<i64>> {
+    ///
+    /// `submitted`: [`Source::submit`] ran for the request and did not finish it, with this
+    /// progress, which the object takes over; it should then return `None` without trying again.
+    fn start(
+        _obj: Borrowed<'_, Self>,
+        _more: bool,
+        _submitted: Option<u64>,
+    ) -> Option<Result<i64>> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Tries to finish the request `uk` describes before [`Source::get`] makes an object for it
+    /// (only with [`Source::start`]); process context, may sleep; `more` as for
+    /// [`Source::armed`]. A request that the object would finish at once anyway is then done
+    /// without the object.
+    ///
+    /// Returns [`Submitted::Finished`] with its result (as [`Source::start`] returns it): the
+    /// core reports it and calls nothing else for it. Otherwise [`Submitted::Started`] with the
+    /// progress made (0 if nothing was done, as for an entry that [`Source::get`] refuses): the
+    /// core calls [`Source::get`], then [`Source::start`] with that progress.
+    fn submit(_uk: &Ukevent, _more: bool) -> Submitted {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -400,6 +422,14 @@ pub fn register<T: Source>() -> Result {
     // SAFETY: The table is a `'static` constant, and its callbacks follow the contract of
     // `struct kevent_source_ops` (see `SourceVTable`).
     to_result(unsafe { bindings::kevent_register_source(SourceVTable::<T>::build()) })
+}
+
+/// What [`Source::submit`] did with a request.
+pub enum Submitted {
+    /// The request is finished, with this result.
+    Finished(Result<i64>),
+    /// It is not: the progress it made (0 if none), for [`Source::start`] to take over.
+    Started(u64),
 }
 
 /// The `struct kevent_source_ops` of the source `T`.
@@ -493,7 +523,14 @@ impl<T: Source> SourceVTable<T> {
         // SAFETY: `private` comes from `into_foreign` in `get`, and `put` cannot run during this
         // call.
         let obj = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
-        let value = match T::start(obj, flags & bindings::KEVENT_ARMED_MORE != 0) {
+        let submitted = if flags & bindings::KEVENT_START_SUBMITTED != 0 {
+            // SAFETY: The caller guarantees that `result` is valid; with this flag it holds the
+            // progress of `submit`.
+            Some(u64::try_from(unsafe { *result }).unwrap_or(0))
+        } else {
+            None
+        };
+        let value = match T::start(obj, flags & bindings::KEVENT_ARMED_MORE != 0, submitted) {
             None => return 0,
             Some(Ok(v)) => v.max(0),
             Some(Err(e)) => e.to_errno().into(),
@@ -501,6 +538,27 @@ impl<T: Source> SourceVTable<T> {
         // SAFETY: The caller guarantees that `result` is valid for writes.
         unsafe { *result = value };
         1
+    }
+
+    /// # Safety
+    ///
+    /// `uk` points to a valid `struct ukevent`, and `result` is valid for writes, for the
+    /// duration of the call.
+    unsafe extern "C" fn submit(
+        uk: *const bindings::ukevent,
+        flags: c_uint,
+        result: *mut i64,
+    ) -> c_int {
+        // SAFETY: The core passes a valid entry that it does not modify during the call.
+        let uk = unsafe { Ukevent::from_raw(uk) };
+        let (done, value) = match T::submit(uk, flags & bindings::KEVENT_ARMED_MORE != 0) {
+            Submitted::Finished(Ok(v)) => (1, v.max(0)),
+            Submitted::Finished(Err(e)) => (1, e.to_errno().into()),
+            Submitted::Started(p) => (0, i64::try_from(p).unwrap_or(i64::MAX)),
+        };
+        // SAFETY: The caller guarantees that `result` is valid for writes.
+        unsafe { *result = value };
+        done
     }
 
     /// # Safety
@@ -518,6 +576,7 @@ impl<T: Source> SourceVTable<T> {
         assert!(T::CANCEL_ERRNO >= 0 && T::CANCEL_ERRNO <= bindings::MAX_ERRNO as i32);
         assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
         assert!(!T::HAS_START || T::ONESHOT);
+        assert!(!T::HAS_SUBMIT || T::HAS_START);
         assert!(!T::HAS_NOTIFIED || T::HAS_RECHECK);
         bindings::kevent_source_ops {
             type_: T::TYPE,
@@ -548,6 +607,11 @@ impl<T: Source> SourceVTable<T> {
             },
             start: if T::HAS_START {
                 Some(Self::start)
+            } else {
+                None
+            },
+            submit: if T::HAS_SUBMIT {
+                Some(Self::submit)
             } else {
                 None
             },
