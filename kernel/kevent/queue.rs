@@ -325,13 +325,24 @@ impl Queue {
         uk: &Ukevent,
         more: bool,
     ) -> Result {
-        let info = src.info();
-        Self::check(src, &info, uk)?;
-        let key = Key::of(uk, &info);
+        self.add_with(index, src, &src.info(), uk, more)
+    }
+
+    /// [`Queue::add_locked`] with `info`, what `src` says of itself.
+    pub(crate) fn add_with(
+        self: ArcBorrow<'_, Self>,
+        index: &mut Index,
+        src: &dyn Source,
+        info: &Info,
+        uk: &Ukevent,
+        more: bool,
+    ) -> Result {
+        Self::check(src, info, uk)?;
+        let key = Key::of(uk, info);
         if index.table.contains(&key) {
             return Err(EEXIST);
         }
-        self.attach(index, src, &info, key, uk, more)
+        self.attach(index, src, info, key, uk, more)
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`, under `index`.

@@ -9,7 +9,7 @@ use crate::{
     abi::*,
     queue::{Index, Queue, Sink},
     ring::Ring,
-    source::Source,
+    source::{Info, Source},
 };
 use core::mem::{size_of, MaybeUninit};
 use kernel::{
@@ -92,7 +92,7 @@ fn ctl_one(
     index: &mut Index,
     cmd: c_uint,
     uk: &Ukevent,
-    src: Option<&dyn Source>,
+    src: Option<(&dyn Source, &Info)>,
     more: bool,
 ) -> Result {
     if uk.0.reserved != 0 {
@@ -100,9 +100,12 @@ fn ctl_one(
     }
     match cmd {
         // No source for the type: nothing of that type can be registered.
-        KEVENT_CTL_REMOVE => queue.remove_locked(index, src.ok_or(ENOENT)?, uk),
-        KEVENT_CTL_ADD => queue.add_locked(index, src.ok_or(EINVAL)?, uk, more),
-        _ => queue.modify_locked(index, src.ok_or(EINVAL)?, uk),
+        KEVENT_CTL_REMOVE => queue.remove_locked(index, src.ok_or(ENOENT)?.0, uk),
+        KEVENT_CTL_ADD => {
+            let (src, info) = src.ok_or(EINVAL)?;
+            queue.add_with(index, src, info, uk, more)
+        }
+        _ => queue.modify_locked(index, src.ok_or(EINVAL)?.0, uk),
     }
 }
 
@@ -132,13 +135,25 @@ pub(crate) fn apply(
     let mut done = 0;
     // The previous entry was added with `more`: this one ends or continues its run.
     let mut in_run = false;
+    // The source of the previous entry's type, and what it says of itself: looked up once for
+    // a run of entries of one type.
+    let mut last: Option<(u32, Option<(&'static dyn Source, Info)>)> = None;
     for i in 0..batch.len() {
         let next_same = matches!(batch.get(i..i + 2), Some([uk, next]) if same_run(uk, next));
         let Some(uk) = batch.get_mut(i) else {
             break;
         };
-        let src = source_of(uk.0.type_);
-        let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|s| s.info().batches);
+        let ty = uk.0.type_;
+        let found = match last {
+            Some((t, found)) if t == ty => found,
+            _ => {
+                let found = source_of(ty).map(|s| (s, s.info()));
+                last = Some((ty, found));
+                found
+            }
+        };
+        let src = found.as_ref().map(|(s, info)| (*s, info));
+        let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|(_, i)| i.batches);
         match ctl_one(queue, &mut index, cmd, uk, src, more) {
             Ok(()) => {
                 uk.0.ret_flags = KEVENT_RET_DONE;
@@ -152,7 +167,7 @@ pub(crate) fn apply(
         }
         if in_run && !more {
             // The run ends here; its entries share the type, so its source is this one's.
-            if let Some(src) = src {
+            if let Some((src, _)) = src {
                 src.flush(uk);
             }
         }

@@ -865,13 +865,16 @@ struct Xfer<'a> {
 }
 
 impl Xfer<'_> {
-    /// A message whose iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) covers bytes `at..at + n`
-    /// of the memory (`at + n <= len`); `EFAULT` if they are not user memory.
-    fn msg(&self, dir: c_uint, at: usize, n: usize) -> Result<bindings::msghdr> {
+    /// Sets up in `msg` (a new message) an iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) over
+    /// bytes `at..at + n` of the memory (`at + n <= len`); `EFAULT` if they are not user memory.
+    /// In place: a `msghdr` is large enough that returning one costs copies of it.
+    fn msg(&self, dir: c_uint, at: usize, n: usize, msg: &mut bindings::msghdr) -> Result {
         match self.mem {
-            Mem::Pinned(pages) => Ok(pages.msg(dir, at, n)),
+            Mem::Pinned(pages) => {
+                pages.msg(dir, at, n, msg);
+                Ok(())
+            }
             Mem::User(addr) => {
-                let mut msg = bindings::msghdr::default();
                 let start = usize::try_from(addr)
                     .ok()
                     .and_then(|a| a.checked_add(at))
@@ -890,7 +893,7 @@ impl Xfer<'_> {
                 if ret < 0 {
                     return Err(Error::from_errno(ret));
                 }
-                Ok(msg)
+                Ok(())
             }
         }
     }
@@ -920,10 +923,10 @@ impl Xfer<'_> {
             if *budget == 0 {
                 return Step::Budget;
             }
-            let mut msg = match self.msg(dir, *done, chunk(self.stream, left, *budget)) {
-                Ok(msg) => msg,
-                Err(e) => return Step::Done(Err(e)),
-            };
+            let mut msg = bindings::msghdr::default();
+            if let Err(e) = self.msg(dir, *done, chunk(self.stream, left, *budget), &mut msg) {
+                return Step::Done(Err(e));
+            }
             // SAFETY: `socket` is the socket of a file the request holds; `msg` is a valid
             // message over memory that `self` keeps for the call (pinned pages of a receive
             // were pinned for writing).
@@ -1148,13 +1151,12 @@ impl Pinned {
         }
     }
 
-    /// A message whose iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) covers bytes
-    /// `at..at + n` of the buffer (`at + n` at most its length). It points into `self`: use it
-    /// while `self` lives.
-    fn msg(&self, dir: c_uint, at: usize, n: usize) -> bindings::msghdr {
+    /// Sets up in `msg` (a new message) an iterator (`ITER_SOURCE` or `ITER_DEST`, `dir`) over
+    /// bytes `at..at + n` of the buffer (`at + n` at most its length). It points into `self`: use
+    /// the message while `self` lives.
+    fn msg(&self, dir: c_uint, at: usize, n: usize, msg: &mut bindings::msghdr) {
         let (seg, skip) = self.seek(at);
         let segs = self.bvecs.as_slice().get(seg..).unwrap_or(&[]);
-        let mut msg = bindings::msghdr::default();
         // SAFETY: `segs` are initialised segments that hold at least `skip + n` bytes (by the type
         // invariants, as `at + n` is at most the buffer's length); `iov_iter_bvec()` only records
         // them, and `iov_iter_advance()` skips `skip` bytes of the first.
@@ -1168,7 +1170,6 @@ impl Pinned {
             );
             bindings::iov_iter_advance(&mut msg.msg_iter, skip);
         }
-        msg
     }
 }
 
