@@ -171,6 +171,8 @@ pub(crate) struct NewKevent<'a> {
     rechecks: bool,
     delivering: bool,
     ring: bool,
+    /// What the source reports is final: no re-check or count at delivery changes it.
+    direct: bool,
     cancel_errno: i32,
     charge: Charge,
     /// Where [`NewKevent::build`] leaves the index's reference, for the core.
@@ -199,6 +201,7 @@ impl<'a> NewKevent<'a> {
             // A level re-check at delivery is all a kevent without `delivering()` needs there:
             // none without level state, and the one where it is notified for an edge.
             ring: queue.ring.is_some() && (!info.rechecks || (info.notifies && edge)),
+            direct: !info.rechecks,
             // Cancellation is for requests: a cancelled kevent must leave at its delivery.
             cancel_errno: if info.oneshot { info.cancel_errno } else { 0 },
             charge,
@@ -218,20 +221,37 @@ impl<'a> NewKevent<'a> {
         NewKevent {
             delivering: true,
             ring: false,
+            direct: false,
             ..self
         }
     }
 
-    /// Reports a request that finished with `result` (0 or more) before its kevent was built
-    /// (see [`Source::attach`]) straight into the queue's ring, without a kevent: returns
-    /// whether it did. `false` if the kevent would not take the ring, or the ring is full (the
-    /// caller then builds the kevent and notifies it, which takes the ready list).
+    /// Reports a request that finished with `result` (a value, or `-errno`) before its kevent
+    /// was built (see [`Source::attach`]), without a kevent: returns whether it did. A value goes
+    /// straight into the queue's ring; in a queue without a ring, the result is kept for
+    /// `kevent_get_events()` ([`Queue::post_done`]). `false` if the kevent would need something
+    /// at delivery, the ring or the buffer is full, or (with a ring) the request failed: the
+    /// caller then builds the kevent and notifies it, which takes the ready list.
     ///
-    /// The event is the one the kevent would have written: the request's events, its cookie and
-    /// `result`, its key's type and id.
-    pub(crate) fn post_finished(&self, result: i64) -> bool {
-        let Some(ring) = self.queue.ring.as_ref() else {
+    /// The event is the one the kevent would have delivered: the request's events, its cookie
+    /// and `result`, its key's type and id.
+    pub(crate) fn post_finished(&self, result: i64, index: &mut Index) -> bool {
+        if !self.direct {
             return false;
+        }
+        let Some(ring) = self.queue.ring.as_ref() else {
+            let mut uk = Ukevent::zeroed();
+            uk.0.user_data = self.req.user_data;
+            uk.0.id = self.key.id;
+            uk.0.type_ = self.key.ty;
+            uk.0.event = self.req.event;
+            uk.0.req_flags = self.req.flags;
+            (uk.0.ret_flags, uk.0.ret_data) = if result < 0 {
+                (KEVENT_RET_BROKEN, result)
+            } else {
+                (KEVENT_RET_DONE, result)
+            };
+            return self.queue.post_done(index, &uk, self.key);
         };
         if !self.ring || result < 0 {
             return false;

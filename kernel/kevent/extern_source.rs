@@ -404,31 +404,20 @@ impl Source for ExternSource {
             return this.attach_submitted(new, uk, more, index);
         }
         let got = this.get(uk)?;
-        // On a queue with a ring, the request starts before its kevent is built: one that
-        // finishes (most do, when the object is ready) is written into the ring without a kevent
-        // ever being made. Otherwise its kevent is built first, so that its result can always be
-        // reported; with a ring only the rare request that finishes to find the ring full, or
-        // does not finish, needs it afterwards, and it is then allocated without the memory
-        // cgroup's charge, whose limit could fail it after the request moved data (see
+        // The request starts before its kevent is built: one that finishes (most do, when the
+        // object is ready) is reported without a kevent ever being made (into the ring, or kept
+        // for delivery: `NewKevent::post_finished`). Only a request that finds no room there,
+        // or does not finish, needs the kevent afterwards, and it is then allocated without the
+        // memory cgroup's charge, whose limit could fail it after the request moved data (see
         // `NewKevent::build_finished`).
-        let early = if queue.ring.is_some() {
-            match got.1.start(more, None) {
-                Some(result) if new.post_finished(result) => {
-                    drop(got);
-                    return Ok(new.posted());
-                }
-                r => Some(r),
+        let result = got.1.start(more, None);
+        if let Some(r) = result {
+            if new.post_finished(r, index) {
+                drop(got);
+                return Ok(new.posted());
             }
-        } else {
-            None
-        };
-        let attached = ExternAttached::new(this, &got.1, queue);
-        let built = if early.is_some() {
-            new.build_finished(attached)?
-        } else {
-            new.build(attached)?
-        };
-        let result = early.unwrap_or_else(|| got.1.start(more, None));
+        }
+        let built = new.build_finished(ExternAttached::new(this, &got.1, queue))?;
         Ok(this.register_started(built, uk, more, got, result, index))
     }
 }
@@ -472,7 +461,7 @@ impl ExternSource {
         let queue = new.queue();
         let progress = match self.submit(uk, more) {
             Ok(result) => {
-                if new.post_finished(result) {
+                if new.post_finished(result, index) {
                     return Ok(new.posted());
                 }
                 let built = new.build_finished(ExternAttached::finished(queue))?;

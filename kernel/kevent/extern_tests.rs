@@ -7,7 +7,7 @@
 
 use crate::{
     abi::*,
-    engine_tests::{poll, TestQueue},
+    engine_tests::{poll, TestQueue, VecSink},
     extern_source::{self, ExternSource},
     source::Source,
     storage, syscalls,
@@ -676,39 +676,39 @@ mod tests {
     fn finished_at_start() {
         let obj = FakeObj::new();
         let q = TestQueue::new();
+        let qb = q.as_arc_borrow();
         obj.finish_now.store(7, ordering::Relaxed);
-        assert_eq!(
-            q.as_arc_borrow().add(req_src(), &req(&obj, 1, IN), false),
-            Ok(())
-        );
+        assert_eq!(qb.add(req_src(), &req(&obj, 1, IN), false), Ok(()));
         // Reported, and nothing registered or kept: no storage, no reference, never armed.
         assert!(!obj.installed());
         assert_eq!(obj.refs(), 0);
         assert_eq!(obj.armed.load(ordering::Relaxed), 0);
-        // Its key is taken until it is delivered.
-        assert_eq!(
-            q.as_arc_borrow().add(req_src(), &req(&obj, 1, OUT), false),
-            Err(EEXIST)
-        );
+        // Kept for delivery without a kevent, holding its key until it is delivered; REMOVE
+        // leaves it to be delivered.
+        assert_eq!((q.nr_kevents(), q.nr_ready()), (0, 1));
+        assert_eq!(qb.add(req_src(), &req(&obj, 1, OUT), false), Err(EEXIST));
+        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
         // A failure is reported broken, with the request's event.
         obj.finish_now
             .store(EIO.to_errno().into(), ordering::Relaxed);
-        assert_eq!(
-            q.as_arc_borrow().add(req_src(), &req(&obj, 2, OUT), false),
-            Ok(())
-        );
+        assert_eq!(qb.add(req_src(), &req(&obj, 2, OUT), false), Ok(()));
+        assert_eq!((q.nr_kevents(), q.nr_ready()), (0, 2));
         // A request that `start` does not finish is registered and armed as before.
         obj.finish_now.store(NOT_NOW, ordering::Relaxed);
-        assert_eq!(
-            q.as_arc_borrow().add(req_src(), &req(&obj, 3, IN), false),
-            Ok(())
-        );
+        assert_eq!(qb.add(req_src(), &req(&obj, 3, IN), false), Ok(()));
         assert!(obj.installed());
         assert_eq!((obj.refs(), obj.armed.load(ordering::Relaxed)), (1, 1));
-        // REMOVE of a finished request keeps its completion.
-        assert_eq!(q.remove(req_src(), &req(&obj, 1, IN)), Ok(()));
+        // Once a kevent is ready, a finished request takes a kevent too, behind it: the kept
+        // results, delivered first, are older than every ready kevent.
+        obj.fire(IN, 4);
+        obj.finish_now.store(8, ordering::Relaxed);
+        assert_eq!(qb.add(req_src(), &req(&obj, 4, IN), false), Ok(()));
+        assert_eq!(q.nr_kevents(), 2);
+        // The same for its kevent.
+        assert_eq!(qb.add(req_src(), &req(&obj, 4, OUT), false), Err(EEXIST));
+        assert_eq!(q.remove(req_src(), &req(&obj, 4, IN)), Ok(()));
         let got = poll(&q, 8).got;
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 4);
         assert_eq!((got[0].0.user_data, got[0].0.event), (1, IN));
         assert_eq!(
             (got[0].0.ret_flags, got[0].0.ret_data),
@@ -717,13 +717,31 @@ mod tests {
         assert_eq!((got[1].0.user_data, got[1].0.event), (2, OUT));
         assert_eq!(got[1].0.ret_flags, KEVENT_RET_BROKEN);
         assert_eq!(got[1].0.ret_data, EIO.to_errno().into());
-        // Delivered: gone. The third is still in flight.
-        assert_eq!(q.nr_kevents(), 1);
-        obj.fire(IN, 4);
+        assert_eq!((got[2].0.user_data, got[2].0.ret_data), (3, 4));
+        assert_eq!((got[3].0.user_data, got[3].0.ret_data), (4, 8));
+        assert_eq!((q.nr_kevents(), q.nr_ready(), obj.refs()), (0, 0, 0));
+    }
+
+    #[test]
+    fn kept_results_are_not_lost_to_a_fault() {
+        let obj = FakeObj::new();
+        let q = TestQueue::new();
+        let qb = q.as_arc_borrow();
+        obj.finish_now.store(5, ordering::Relaxed);
+        for i in 1..=3 {
+            assert_eq!(qb.add(req_src(), &req(&obj, i, IN), false), Ok(()));
+        }
+        // A sink that takes one event, then faults: the rest stay kept, first in line.
+        let mut sink = VecSink::new(1);
+        assert_eq!(q.get_events(1, 8, None, true, &mut sink), Ok(1));
+        assert_eq!(sink.got[0].0.user_data, 1);
+        assert_eq!(q.nr_ready(), 2);
+        let mut sink = VecSink::new(0);
+        assert_eq!(q.get_events(1, 8, None, true, &mut sink), Err(EFAULT));
         let got = poll(&q, 8).got;
-        assert_eq!(got.len(), 1);
-        assert_eq!((got[0].0.user_data, got[0].0.ret_data), (3, 4));
-        assert_eq!((q.nr_kevents(), obj.refs()), (0, 0));
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0.user_data, got[1].0.user_data), (2, 3));
+        assert_eq!(q.nr_ready(), 0);
     }
 
     #[test]

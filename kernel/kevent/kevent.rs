@@ -20,6 +20,7 @@
 use kernel::prelude::*;
 
 mod abi;
+mod done;
 mod event;
 pub mod extern_source;
 pub mod fdtrack;

@@ -8,9 +8,11 @@
 //!   [`Key`]: `(type, id)`, and `user_data` for the sources keyed by it; see `index.rs`) and each
 //!   kevent's `attached` (its source's side). It is held for a whole `kevent_ctl()` batch
 //!   (`syscalls::apply`), by delivery in `kevent_get_events()` and by release: these may sleep
-//!   (allocation, `->poll`, cancelling a timer).
-//! * `Queue::ready` (an interrupt-safe spinlock) guards the ready list, its count and each
-//!   kevent's delivery `state`. The notification path takes it, from any context.
+//!   (allocation, `->poll`, cancelling a timer). It also guards the results kept for delivery
+//!   without a kevent (`Index::done`, `done.rs`), which only those fill and empty.
+//! * `Queue::ready` (an interrupt-safe spinlock) guards the ready list, its count (and that of
+//!   the kept results, for waiters) and each kevent's delivery `state`. The notification path
+//!   takes it, from any context.
 //! * A storage's list lock (interrupt-safe spinlock) guards the kevents registered on one source
 //!   object.
 //!
@@ -29,6 +31,7 @@
 
 use crate::{
     abi::*,
+    done::Done,
     event::{Kevent, Key, NewKevent, Request, Wake, READY},
     index::KeventIndex,
     limit::UserRef,
@@ -69,6 +72,8 @@ pub(crate) struct ReadyList {
     /// Oneshot kevents written into the ring, to leave the queue at the next hold of its index
     /// ([`Queue::reap`]). A kevent on it has `State::reaping` set.
     pub(crate) reap: List<Kevent, READY>,
+    /// Number of results kept in `Index::done`, for waiters.
+    kept: usize,
 }
 
 impl ReadyList {
@@ -77,9 +82,9 @@ impl ReadyList {
         self.nr += 1;
     }
 
-    /// Number of ready kevents.
-    pub(crate) fn len(&self) -> usize {
-        self.nr
+    /// Number of events `kevent_get_events()` can deliver now: ready kevents, and kept results.
+    fn deliverable(&self) -> usize {
+        self.nr + self.kept
     }
 }
 
@@ -90,6 +95,16 @@ pub(crate) struct Index {
     /// here when one starts). An `Option`, not vectors taken with `mem::take`: dropping the empty
     /// vector that leaves behind is a call into the allocator, three per delivery.
     buffers: Option<Buffers>,
+    /// Results of requests finished at submission in a queue without a ring, delivered before
+    /// the ready list (see [`Queue::post_done`]); made at the first.
+    done: Option<Done>,
+}
+
+impl Index {
+    /// Whether a result kept for delivery without a kevent holds `key`.
+    fn holds_kept(&self, key: &Key) -> bool {
+        self.done.as_ref().is_some_and(|d| d.holds(key))
+    }
 }
 
 /// The buffers of a delivery ([`Queue::deliver`]), allocated with the queue; empty between
@@ -180,6 +195,7 @@ impl Queue {
                     Index {
                         table: KeventIndex::new(),
                         buffers: Some(buffers),
+                        done: None,
                     },
                     "kevent_index"
                 ),
@@ -189,6 +205,7 @@ impl Queue {
                         nr: 0,
                         producer: Producer::default(),
                         reap: List::new(),
+                        kept: 0,
                     },
                     "kevent_ready"
                 ),
@@ -232,9 +249,46 @@ impl Queue {
         }
     }
 
-    /// Number of ready kevents.
+    /// Number of events ready for `kevent_get_events()`: ready kevents, and kept results.
     pub(crate) fn nr_ready(&self) -> usize {
-        self.ready.lock().len()
+        self.ready.lock().deliverable()
+    }
+
+    /// Keeps `uk`, the final result of a request that finished as it was submitted, which
+    /// holds `key` until it is delivered, for delivery without a kevent, and wakes a waiter:
+    /// returns whether it did. Only while no kevent is ready, so that kept results, delivered
+    /// first, are always older than the ready kevents; and only while the buffer (made here, at
+    /// the first use) has room. Under `index`, in process context.
+    pub(crate) fn post_done(&self, index: &mut Index, uk: &Ukevent, key: Key) -> bool {
+        if index.done.is_none() {
+            match Done::new() {
+                Ok(made) => index.done = Some(made),
+                Err(_) => return false,
+            }
+        }
+        let Some(done) = index.done.as_mut() else {
+            return false;
+        };
+        if done.is_full() {
+            return false;
+        }
+        {
+            let mut ready = self.ready.lock();
+            if ready.nr != 0 {
+                return false;
+            }
+            // Counted before it is kept: a waiter that sees it delivers under `index`, which we
+            // hold until it is.
+            ready.kept += 1;
+        }
+        // Cannot fail: there is room, and only holders of `index` fill it.
+        done.push(*uk, key);
+        self.wake(if uk.0.req_flags & KEVENT_REQ_WAKEUP_ALL != 0 {
+            Wake::All
+        } else {
+            Wake::One
+        });
+        true
     }
 
     /// Number of events waiting in the ring (0 without one), under `ready`.
@@ -339,7 +393,7 @@ impl Queue {
     ) -> Result {
         Self::check(src, info, uk)?;
         let key = Key::of(uk, info);
-        if index.table.contains(&key) {
+        if index.table.contains(&key) || index.holds_kept(&key) {
             return Err(EEXIST);
         }
         self.attach(index, src, info, key, uk, more)
@@ -356,7 +410,14 @@ impl Queue {
         uk: &Ukevent,
     ) -> Result {
         let key = Key::of(uk, &src.info());
-        let kevent = index.table.remove(&key).ok_or(ENOENT)?;
+        let Some(kevent) = index.table.remove(&key) else {
+            // A kept result stays to be delivered, as the event of a finished kevent does.
+            return if index.holds_kept(&key) {
+                Ok(())
+            } else {
+                Err(ENOENT)
+            };
+        };
         if kevent.cancel_errno != 0 {
             self.cancel(index, &kevent);
         } else {
@@ -542,7 +603,7 @@ impl Queue {
             let in_ring;
             {
                 let mut ready = self.ready.lock();
-                while ready.len() + self.in_ring(&ready) < min_nr && !timed_out {
+                while ready.deliverable() + self.in_ring(&ready) < min_nr && !timed_out {
                     if let Some(d) = deadline {
                         if Instant::<Monotonic>::now().as_nanos() >= d.as_nanos() {
                             timed_out = true;
@@ -559,7 +620,7 @@ impl Queue {
                     };
                     match woken {
                         CondVarDeadlineResult::Signal => {
-                            if ready.len() == 0 && self.in_ring(&ready) == 0 {
+                            if ready.deliverable() == 0 && self.in_ring(&ready) == 0 {
                                 return Err(EINTR);
                             }
                             signalled = true;
@@ -614,7 +675,38 @@ impl Queue {
         n
     }
 
-    /// Delivers up to `max_nr` ready kevents to `sink`.
+    /// Delivers up to `max_nr` kept results (see [`Queue::post_done`]) to `sink`, oldest first,
+    /// through `staging`, a round at a time: returns how many, and the fault that stopped it.
+    /// Those not copied stay kept, first in line.
+    fn deliver_done(
+        &self,
+        index: &mut Index,
+        max_nr: usize,
+        staging: &mut KVec<Ukevent>,
+        sink: &mut dyn Sink,
+    ) -> (usize, Option<Error>) {
+        let mut delivered = 0;
+        while delivered < max_nr {
+            let Some(done) = index.done.as_mut().filter(|d| d.len() > 0) else {
+                break;
+            };
+            done.peek(max_nr - delivered, staging);
+            let (copied, err) = sink.put_all(staging);
+            let all = copied == staging.len();
+            staging.clear();
+            if copied > 0 {
+                done.consume(copied);
+                self.ready.lock().kept -= copied;
+                delivered += copied;
+            }
+            if err.is_some() || !all {
+                return (delivered, err);
+            }
+        }
+        (delivered, None)
+    }
+
+    /// Delivers up to `max_nr` ready kevents to `sink`, after the kept results.
     ///
     /// Kevents are taken off the head of the ready list, with their state, up to
     /// [`DELIVERY_CHUNK`] per hold of `ready`; the ones that must stay ready are put back after
@@ -641,8 +733,7 @@ impl Queue {
         // Taken, not delivered (after a fault): back to the head.
         let mut back = List::<Kevent, READY>::new();
         let mut nr_back = 0;
-        let mut delivered = 0;
-        let mut fault = None;
+        let (mut delivered, mut fault) = self.deliver_done(&mut index, max_nr, &mut staging, sink);
         while delivered < max_nr && fault.is_none() {
             {
                 let mut ready = self.ready.lock();
@@ -787,7 +878,7 @@ impl Queue {
             core::mem::swap(&mut back, &mut ready.list);
             ready.list.push_all_back(&mut requeue);
             ready.nr += nr_back + nr_requeue;
-            ready.nr > 0
+            ready.deliverable() > 0
         } else {
             false
         };
@@ -847,7 +938,7 @@ impl AnonInodeFile for Queue {
     fn poll(queue: ArcBorrow<'_, Queue>, file: &File, table: PollTable<'_>) -> u32 {
         table.register_wait(file, &queue.wait);
         let ready = queue.ready.lock();
-        if ready.len() > 0 || queue.in_ring(&ready) > 0 {
+        if ready.deliverable() > 0 || queue.in_ring(&ready) > 0 {
             bindings::POLLIN | bindings::POLLRDNORM
         } else {
             0
