@@ -66,7 +66,10 @@
 //!   which runs from the entry alone ([`Plan`]), before the core asks `get` for an
 //!   [`AioRequest`]: a request it completes costs no request at all (no allocation), and in a
 //!   queue with a ring no kevent either. A request it leaves unfinished is made then, and takes
-//!   over what the pass moved (`start` with the progress). A sendfile's pass runs in `start`.
+//!   over what the pass moved (`start` with the progress). A sendfile's pass there sends only
+//!   what is in the page cache (`Sendfile::send_direct`); one whose next page must be read is
+//!   left to `start` (a first pass there too, if `submit` moved nothing), whose request keeps
+//!   what it reads.
 //! - Otherwise the request is pinned and queued, and its context runs one pass here.
 //!
 //! Either way the work is queued only if the pass leaves something to do. For small messages this
@@ -255,8 +258,9 @@ impl kevent::Source for AioSource {
         submitted: Option<u64>,
     ) -> Option<Result<i64>> {
         match submitted {
-            // `submit` runs the first pass of sends and receives, a sendfile's runs here.
-            Some(progress) if req.op != KEVENT_AIO_SENDFILE => {
+            // `submit` ran the first pass; but a sendfile it did not start (its file must be
+            // read) gets its first pass here.
+            Some(progress) if req.op != KEVENT_AIO_SENDFILE || progress > 0 => {
                 req.take_over(progress);
                 None
             }
@@ -272,7 +276,7 @@ impl kevent::Source for AioSource {
     /// `get` would refuse, a sendfile, and a request behind others of its socket are left to
     /// `get` and `start`, with nothing done.
     fn submit(uk: &Ukevent, more: bool) -> Submitted {
-        if !module_parameters::inline_submit.value() || uk.event() == KEVENT_AIO_SENDFILE {
+        if !module_parameters::inline_submit.value() {
             return Submitted::Started(0);
         }
         let Ok(plan) = Plan::of(uk) else {
@@ -280,6 +284,20 @@ impl kevent::Source for AioSource {
         };
         if AioSock::exists(plan.sk) {
             return Submitted::Started(0);
+        }
+        let finished = |n: usize| Submitted::Finished(Ok(i64::try_from(n).unwrap_or(i64::MAX)));
+        if plan.op == KEVENT_AIO_SENDFILE {
+            // Only from the page cache: a page that must be read leaves the rest to `start`,
+            // whose request keeps what it read.
+            let Ok(mut sf) = Sendfile::new(uk.arg_fd(), plan.pos, plan.len) else {
+                return Submitted::Started(0);
+            };
+            let (mut done, mut budget) = (0, BUDGET);
+            return match sf.send_direct(plan.socket(), &mut done, &mut budget) {
+                Some(Step::Done(Ok(n))) => finished(n),
+                Some(Step::Done(Err(e))) => Submitted::Finished(Err(e)),
+                _ => Submitted::Started(u64::try_from(done).unwrap_or(u64::MAX)),
+            };
         }
         let xfer = Xfer {
             socket: plan.socket(),
@@ -296,9 +314,8 @@ impl kevent::Source for AioSource {
             &mut done,
             &mut budget,
         ) {
-            Step::Done(res) => {
-                Submitted::Finished(res.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-            }
+            Step::Done(Ok(n)) => finished(n),
+            Step::Done(Err(e)) => Submitted::Finished(Err(e)),
             _ => Submitted::Started(u64::try_from(done).unwrap_or(u64::MAX)),
         }
     }
@@ -613,9 +630,15 @@ impl AioRequest {
     /// [`kevent::Source::submit`] ran for the request: the pass ran, and no other runs before
     /// [`AioRequest::start`].
     fn take_over(&self, progress: u64) {
-        let mut st = self.io.lock();
+        let mut guard = self.io.lock();
+        let st = &mut *guard;
         st.tried = true;
         st.done = usize::try_from(progress).unwrap_or(self.len).min(self.len);
+        // A sendfile's pass sent the file from its offset on, straight from the page cache
+        // (nothing read and kept): the rest starts where it stopped.
+        if let Buf::Sendfile(sf) = &mut st.buf {
+            sf.pos = sf.pos.saturating_add(st.done as i64);
+        }
     }
 
     fn first_pass(&self, more: bool) -> Option<Result<usize>> {
@@ -1246,6 +1269,37 @@ impl Sendfile {
         })
     }
 
+    /// Sends what it can of the rest straight from the page cache (see [`Sendfile::send`]):
+    /// the step it ends with, or `None` at a page that must be read (and for a file whose cache
+    /// is not its data). Nothing is read or kept, so that `done` alone says where it stopped.
+    fn send_direct(
+        &mut self,
+        socket: *mut bindings::socket,
+        done: &mut usize,
+        budget: &mut usize,
+    ) -> Option<Step> {
+        loop {
+            let left = self.count - *done;
+            if left == 0 {
+                return Some(Step::Done(Ok(self.count)));
+            }
+            if *budget == 0 {
+                return Some(Step::Budget);
+            }
+            if !self.direct {
+                return None;
+            }
+            let ret = self.send_cached(socket, left)?;
+            let n = match sent(ret) {
+                Ok(n) => n.min(left),
+                Err(step) => return Some(step),
+            };
+            self.pos += n as i64;
+            *done += n;
+            *budget = budget.saturating_sub(n);
+        }
+    }
+
     /// Sends up to `left` bytes (at most [`SENDFILE_CHUNK`]) from `pos` straight from the file's
     /// page cache, as `sendfile()` does: the pages, with `MSG_SPLICE_PAGES`, so that the socket
     /// takes references to them instead of copying them (if its protocol can). `None` if the
@@ -1317,27 +1371,10 @@ impl Sendfile {
     ) -> Step {
         loop {
             if self.sent == self.filled {
+                if let Some(step) = self.send_direct(socket, done, budget) {
+                    return step;
+                }
                 let left = self.count - *done;
-                if left == 0 {
-                    return Step::Done(Ok(self.count));
-                }
-                if *budget == 0 {
-                    return Step::Budget;
-                }
-                if let Some(ret) = self
-                    .direct
-                    .then(|| self.send_cached(socket, left))
-                    .flatten()
-                {
-                    let n = match sent(ret) {
-                        Ok(n) => n.min(left),
-                        Err(step) => return step,
-                    };
-                    self.pos += n as i64;
-                    *done += n;
-                    *budget = budget.saturating_sub(n);
-                    continue;
-                }
                 if self.buf.is_empty() {
                     // Only a head request holds a buffer.
                     match KVVec::from_elem(0u8, left.min(SENDFILE_CHUNK), GFP_KERNEL) {
