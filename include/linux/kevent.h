@@ -84,10 +84,11 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	of the descriptor a kevent follows do not drop the kevent silently,
  *	but detach it (@put runs) and, unless a notification of the object is
  *	already pending for it, report it once as broken with -@cancel_errno
- *	and its requested events (a cancelled request); the kevent is removed once that event, or the
- *	pending one, is delivered. A notification that reached the kevent
- *	before the detach wins. Releasing the queue drops such kevents
- *	without a report. Only for a @oneshot source.
+ *	and its requested events (a cancelled request); the kevent is
+ *	removed once that event, or the pending one, is delivered. A
+ *	notification that reached the kevent before the detach wins.
+ *	Releasing the queue drops such kevents without a report. Only for a
+ *	@oneshot source.
  * @get: look up the object @uk names (process context, may sleep). On
  *	success, store its storage in *@storage and an opaque reference in
  *	*@priv that keeps the object (and so the storage) alive until
@@ -189,11 +190,12 @@ struct kevent_source_ops {
  * Implemented in Rust (kernel/kevent/extern_source.rs). 0, or -EINVAL (a
  * bad table: no @get or @put, a zero @type or @events, a @weak source with
  * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
- * @oneshot, a @start without @oneshot, @submit without @start, @notified without @recheck), -EEXIST (the type already has a
- * source) or -EBUSY (no free slot). Registrations are not serialised
- * against each other: make them
- * from initcalls, of any level (the core needs no initialisation for
- * them). Rust sources use kernel::kevent (rust/kernel/kevent.rs).
+ * @oneshot, a @start without @oneshot, a @submit without @start, a
+ * @notified without @recheck), -EEXIST (the type already has a source) or
+ * -EBUSY (no free slot). Registrations are not serialised against each
+ * other: make them from initcalls, of any level (the core needs no
+ * initialisation for them). Rust sources use kernel::kevent
+ * (rust/kernel/kevent.rs).
  */
 int kevent_register_source(const struct kevent_source_ops *ops);
 
