@@ -906,6 +906,46 @@ TEST_F(stream, cancel_completed_keeps_completion)
 	EXPECT_EQ(ENOENT, errno);
 }
 
+/*
+ * Completions come in the order the requests finished, whether a request
+ * finished at submission (its result kept by the queue, no kevent) or later
+ * (its kevent queued).
+ */
+TEST_F(stream, completion_order)
+{
+	struct pollfd p = { .fd = self->kfd, .events = POLLIN };
+	static const char xy[] = "xy", pq[] = "pq";
+	struct ukevent ev[2];
+	char in[8], two[2];
+
+	/* A receive that waits and finishes, then a send that finishes at once. */
+	ASSERT_EQ(0, aio_recv(self->kfd, self->r, in, sizeof(in), 0, 1));
+	ASSERT_EQ(3, send(self->s, "abc", 3, 0));
+	ASSERT_EQ(1, poll(&p, 1, WAIT_MS));
+	ASSERT_EQ(0, aio_send(self->kfd, self->s, xy, 2, 2));
+	ASSERT_EQ(2, collect(self->kfd, ev, 2, WAIT_MS));
+	expect_done(_metadata, &ev[0], self->r, KEVENT_AIO_RECV, 3);
+	EXPECT_EQ(1, ev[0].user_data);
+	expect_done(_metadata, &ev[1], self->s, KEVENT_AIO_SEND, 2);
+	EXPECT_EQ(2, ev[1].user_data);
+	ASSERT_EQ(2, read_full(self->r, two, 2, WAIT_MS));
+	EXPECT_EQ(0, memcmp(two, "xy", 2));
+
+	/* A send that finishes at once, then a receive that waits and finishes. */
+	ASSERT_EQ(0, aio_send(self->kfd, self->s, pq, 2, 3));
+	ASSERT_EQ(0, aio_recv(self->kfd, self->s, in, sizeof(in), 0, 4));
+	ASSERT_EQ(1, send(self->r, "z", 1, 0));
+	ASSERT_EQ(2, collect(self->kfd, ev, 2, WAIT_MS));
+	expect_done(_metadata, &ev[0], self->s, KEVENT_AIO_SEND, 2);
+	EXPECT_EQ(3, ev[0].user_data);
+	expect_done(_metadata, &ev[1], self->s, KEVENT_AIO_RECV, 1);
+	EXPECT_EQ(4, ev[1].user_data);
+	EXPECT_EQ('z', in[0]);
+	ASSERT_EQ(2, read_full(self->r, two, 2, WAIT_MS));
+	EXPECT_EQ(0, memcmp(two, "pq", 2));
+	EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+}
+
 /* A send that cannot finish (the peer does not read), cancelled by REMOVE. */
 TEST_F(stream, cancel_blocked_send)
 {

@@ -1147,6 +1147,10 @@ TEST(aio_to_ring)
 	EXPECT_EQ(KEVENT_AIO_SEND, rev.event);
 	EXPECT_EQ(KEVENT_RET_DONE, rev.ret_flags);
 	EXPECT_EQ(5, rev.ret_data);
+	/* It finished as it was submitted: written without a kevent, its name free. */
+	EXPECT_EQ(-1, kevent_aio_cancel(kfd, sv[0], 78));
+	EXPECT_EQ(ENOENT, errno);
+	ASSERT_EQ(5, recv(sv[1], in, sizeof(in), 0));
 
 	/* A send from memory that cannot be read: broken, the ready list. */
 	none = mmap(NULL, pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
