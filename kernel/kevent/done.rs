@@ -41,19 +41,15 @@ pub(crate) struct Done {
 impl Done {
     /// An empty buffer (`ENOMEM`).
     pub(crate) fn new() -> Result<Done> {
-        let mut slots = KVec::with_capacity(DONE_SLOTS, GFP_KERNEL_ACCOUNT)?;
-        for _ in 0..DONE_SLOTS {
-            // Cannot fail: the capacity is there.
-            let unused = Kept {
-                uk: Ukevent::zeroed(),
-                key: Key {
-                    ty: 0,
-                    id: 0,
-                    user_data: 0,
-                },
-            };
-            slots.push(unused, GFP_KERNEL_ACCOUNT)?;
-        }
+        let unused = Kept {
+            uk: Ukevent::zeroed(),
+            key: Key {
+                ty: 0,
+                id: 0,
+                user_data: 0,
+            },
+        };
+        let slots = KVec::from_elem(unused, DONE_SLOTS, GFP_KERNEL_ACCOUNT)?;
         // INVARIANT: `DONE_SLOTS` slots, empty.
         Ok(Done {
             slots,

@@ -71,6 +71,34 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// The entry that reports `events` of this request on the kevent of `key`: broken with
+    /// `errno` (negative), or done with `data`.
+    pub(crate) fn report(&self, key: &Key, events: u32, broken: Option<i64>, data: i64) -> Ukevent {
+        let mut uk = Ukevent::zeroed();
+        uk.0.user_data = self.user_data;
+        uk.0.id = key.id;
+        uk.0.type_ = key.ty;
+        uk.0.event = events;
+        uk.0.req_flags = self.flags;
+        (uk.0.ret_flags, uk.0.ret_data) = match broken {
+            Some(errno) => (KEVENT_RET_BROKEN, errno),
+            None => (KEVENT_RET_DONE, data),
+        };
+        uk
+    }
+
+    /// The ring event that reports `events` of this request on the kevent of `key`, with `data`.
+    pub(crate) fn ring_event(&self, key: &Key, events: u32, data: i64) -> RingEvent {
+        RingEvent {
+            user_data: self.user_data,
+            id: key.id,
+            ty: key.ty,
+            event: events,
+            req_flags: self.flags,
+            ret_data: data,
+        }
+    }
+
     /// The request in `uk`.
     pub(crate) fn of(uk: &Ukevent) -> Request {
         Request {
@@ -240,34 +268,18 @@ impl<'a> NewKevent<'a> {
             return false;
         }
         let Some(ring) = self.queue.ring.as_ref() else {
-            let mut uk = Ukevent::zeroed();
-            uk.0.user_data = self.req.user_data;
-            uk.0.id = self.key.id;
-            uk.0.type_ = self.key.ty;
-            uk.0.event = self.req.event;
-            uk.0.req_flags = self.req.flags;
-            (uk.0.ret_flags, uk.0.ret_data) = if result < 0 {
-                (KEVENT_RET_BROKEN, result)
-            } else {
-                (KEVENT_RET_DONE, result)
-            };
+            let broken = (result < 0).then_some(result);
+            let uk = self.req.report(&self.key, self.req.event, broken, result);
             return self.queue.post_done(index, &uk, self.key);
         };
         if !self.ring || result < 0 {
             return false;
         }
-        let ev = RingEvent {
-            user_data: self.req.user_data,
-            id: self.key.id,
-            ty: self.key.ty,
-            event: self.req.event,
-            req_flags: self.req.flags,
-            ret_data: result,
-        };
+        let ev = self.req.ring_event(&self.key, self.req.event, result);
         let posted = {
             let mut ready = self.queue.ready.lock();
             // A full ring is counted in its overflow by the kevent's own notification.
-            ring.has_room(&ready.producer) && ring.post(&mut ready.producer, &ev)
+            ring.try_post(&mut ready.producer, &ev)
         };
         if posted {
             self.queue
@@ -569,14 +581,7 @@ impl Kevent {
             // Nothing is ready now (another reader was first).
             return Some(Wake::None);
         }
-        let ev = RingEvent {
-            user_data: req.user_data,
-            id: kevent.key.id,
-            ty: kevent.key.ty,
-            event: events,
-            req_flags: req.flags,
-            ret_data,
-        };
+        let ev = req.ring_event(&kevent.key, events, ret_data);
         if !ring.post(&mut ready.producer, &ev) {
             return None;
         }

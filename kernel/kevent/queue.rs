@@ -796,22 +796,7 @@ impl Queue {
                 if events == 0 && t.broken.is_none() {
                     continue;
                 }
-                let mut uk = Ukevent::zeroed();
-                uk.0.user_data = t.req.user_data;
-                uk.0.id = kevent.key.id;
-                uk.0.type_ = kevent.key.ty;
-                uk.0.event = events;
-                uk.0.req_flags = t.req.flags;
-                match t.broken {
-                    Some(errno) => {
-                        uk.0.ret_flags = KEVENT_RET_BROKEN;
-                        uk.0.ret_data = errno;
-                    }
-                    None => {
-                        uk.0.ret_flags = KEVENT_RET_DONE;
-                        uk.0.ret_data = t.data;
-                    }
-                }
+                let uk = t.req.report(&kevent.key, events, t.broken, t.data);
                 // Cannot fail: the staging buffer has room for a whole round.
                 if staging.push_within_capacity(uk).is_ok() {
                     t.report = true;

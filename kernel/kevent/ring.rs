@@ -147,19 +147,23 @@ impl Ring {
         unsafe { Atomic::from_ptr(&raw mut (*self.slot(pos)).seq) }
     }
 
-    /// Whether the slot at the producer's tail is free: a [`Ring::post`] now would write.
-    pub(crate) fn has_room(&self, p: &Producer) -> bool {
-        self.seq(p.tail).load(ordering::Acquire) == p.tail
-    }
-
     /// Writes `ev` at the producer's tail, unless the ring is full there: returns whether it
     /// did. On a full ring the overflow count grows.
     pub(crate) fn post(&self, p: &mut Producer, ev: &RingEvent) -> bool {
+        if self.try_post(p, ev) {
+            return true;
+        }
+        p.overflow += 1;
+        self.set_header_u64(OVERFLOW, p.overflow);
+        false
+    }
+
+    /// Like [`Ring::post`], but a full ring is not counted in its overflow (the caller reports
+    /// the event another way, which counts it).
+    pub(crate) fn try_post(&self, p: &mut Producer, ev: &RingEvent) -> bool {
         let pos = p.tail;
         // Acquire: the consumer that freed the slot has finished copying it.
         if self.seq(pos).load(ordering::Acquire) != pos {
-            p.overflow += 1;
-            self.set_header_u64(OVERFLOW, p.overflow);
             return false;
         }
         let slot = self.slot(pos);

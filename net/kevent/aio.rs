@@ -339,6 +339,13 @@ impl kevent::Source for AioSource {
     }
 }
 
+/// The `struct socket` of `file`, which was checked to be a socket's: it lives as long as the
+/// file.
+fn socket_of(file: &File) -> *mut bindings::socket {
+    // SAFETY: `file` is a valid file for the duration of the call.
+    unsafe { bindings::sock_from_file(file.as_ptr()) }
+}
+
 /// What an entry asks for, checked, with the socket's file: all of a send or receive that its
 /// first pass needs, without an allocation.
 struct Plan {
@@ -414,9 +421,7 @@ impl Plan {
     }
 
     fn socket(&self) -> *mut bindings::socket {
-        // SAFETY: The file is valid (we hold it); it was checked to be a socket, so this is its
-        // `struct socket`, which lives as long as the file.
-        unsafe { bindings::sock_from_file(self.file.as_ptr()) }
+        socket_of(&self.file)
     }
 }
 
@@ -612,9 +617,7 @@ impl AioRequest {
 
     /// The socket.
     fn socket(&self) -> *mut bindings::socket {
-        // SAFETY: The file is valid (we hold it); it was checked to be a socket, so this is its
-        // `struct socket`, which lives as long as the file.
-        unsafe { bindings::sock_from_file(self.file.as_ptr()) }
+        socket_of(&self.file)
     }
 
     /// The request's first pass, before its kevent is registered ([`kevent::Source::start`]), in
