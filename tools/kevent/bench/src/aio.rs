@@ -100,16 +100,6 @@ use crate::stream::Transport;
 use crate::sys;
 use crate::{EchoCpus, Env, Need};
 
-/// A zeroed buffer of `len` bytes whose pages are all mapped: a large `vec![0; len]` is fresh
-/// zero pages that the first receive into it would fault in, inside the timed loop (one run of
-/// 1 MiB messages would count 256 page faults, each clearing a page, against a mechanism whose
-/// receive buffers are new), while the AIO and io_uring buffers are copies, written when made.
-fn touched(len: usize) -> Vec<u8> {
-    let mut v = vec![1u8; len];
-    v.fill(0);
-    std::hint::black_box(v)
-}
-
 /// Unit of the data check: every block starts with its index.
 const BLOCK: usize = 4096;
 /// Bytes checked at each end of a block when not checking everything.
@@ -582,7 +572,7 @@ struct Start {
 /// `plan.size` bytes, each checked.
 fn blocking_receiver(rx: OwnedFd, plan: Plan, start: &Start) -> Result<Sample, String> {
     let raw = rx.as_raw_fd();
-    let mut buf = touched(plan.size);
+    let mut buf = sys::touched(plan.size);
     let blocks = (plan.size / BLOCK) as u64;
     let n = plan.total / plan.size as u64;
     start.ready.wait();
@@ -723,7 +713,7 @@ fn run_epoll(s: Spec, full: bool) -> Result<Sample, String> {
         .and_then(|_| sys::epoll_ctl(epr, libc::EPOLL_CTL_ADD, rxr, libc::EPOLLIN as u32 | et, 1))
         .map_err(|e| format!("epoll_ctl: {e}"))?;
     let mut sbuf = pattern(s.msg);
-    let mut rbuf = touched(s.msg);
+    let mut rbuf = sys::touched(s.msg);
     let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
     let n = s.messages();
     let (mut sseq, mut soff, mut rseq, mut roff) = (0u64, 0usize, 0u64, 0usize);

@@ -273,7 +273,7 @@ struct Received {
 /// Receives `s.messages()` messages on `fd`, checks them, then waits for
 /// end of file.
 fn receiver(fd: OwnedFd, s: Spec, start: &Barrier) -> Result<Received, String> {
-    let mut buf = vec![0u8; s.msg];
+    let mut buf = sys::touched(s.msg);
     let raw = fd.as_raw_fd();
     let mut bytes = 0u64;
     let mut sum = 0u64;

@@ -627,3 +627,13 @@ pub fn pin_to(cpu: usize) -> bool {
     unsafe { libc::CPU_SET(cpu, &mut set) };
     set_affinity(&set)
 }
+
+/// A zeroed buffer of `len` bytes whose pages are all mapped: a large `vec![0; len]` is fresh
+/// zero pages that the first receive into it would fault in, inside the timed loop (one run of
+/// 1 MiB messages would count 256 page faults, each clearing a page, against a mechanism whose
+/// receive buffers are new), while the AIO and io_uring buffers are copies, written when made.
+pub fn touched(len: usize) -> Vec<u8> {
+    let mut v = vec![1u8; len];
+    v.fill(0);
+    std::hint::black_box(v)
+}
