@@ -97,11 +97,11 @@
 //!
 //! # Locking
 //!
-//! - [`SOCKS`] (a global mutex) guards the map and each context's count of requests. Taken by
-//!   submission and when requests finish, in process context. The v1 choice: one lock for all
-//!   sockets, an rbtree lookup per submission and per finished request; it serialises submissions
-//!   and completions of every socket in the system, which a per-socket pointer (a field of
-//!   `struct sock`, as `sk_kevent`) or a hash table with per-bucket locks would not.
+//! - [`SOCKS`] is split into [`SOCK_BUCKETS`] buckets by a hash of the `struct sock` address; the
+//!   mutex of a bucket guards its rbtree and the count of requests of each context in it. Taken by
+//!   submission and when requests finish, in process context, one bucket at a time: two sockets
+//!   contend only if they share a bucket. (A per-socket pointer, a field of `struct sock` as
+//!   `sk_kevent` is, would need no lookup at all, for one more pointer in every socket.)
 //! - `AioSock::io` (a mutex) guards a context's FIFOs and its watch. The work holds it for a whole
 //!   pass, across the socket calls; so does a queued request's `put`, which therefore waits for a
 //!   pass that uses the request.
@@ -109,12 +109,12 @@
 //!   `io` by the work and by `put`, alone by `armed` and by `put` of a request never queued.
 //!
 //! Order: a kevent queue's locks (its index mutex, held around `get`, `armed` and `put`, and around
-//! `armed` the core's per-kevent mutex too) -> [`SOCKS`] -> `AioSock::io` -> `AioRequest::io` ->
-//! the socket's lock (in the socket calls), page locks (unpinning) and the kevent storage lock
-//! (reports) -> the kevent queue's ready lock. `armed` holds no lock of the request or context
-//! across its first pass. `SOCKS` and `io` are never held by the work while it takes the other, nor
-//! by `put`. The wake function takes none of them: it only queues the work, so a watch can be
-//! dropped under `io`.
+//! `armed` the core's per-kevent mutex too) -> a bucket of [`SOCKS`] -> `AioSock::io` ->
+//! `AioRequest::io` -> the socket's lock (in the socket calls), page locks (unpinning) and the
+//! kevent storage lock (reports) -> the kevent queue's ready lock. No two buckets are ever held at
+//! once. `armed` holds no lock of the request or context across its first pass. A bucket and `io`
+//! are never held by the work while it takes the other, nor by `put`. The wake function takes none
+//! of them: it only queues the work, so a watch can be dropped under `io`.
 //!
 //! # Lifetimes
 //!
@@ -154,8 +154,7 @@ use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
     sync::{
-        aref::ARef, lock::mutex::MutexGuard, new_mutex, Arc, ArcBorrow, GlobalLockedBy, Mutex,
-        SetOnce,
+        aref::ARef, lock::mutex::MutexGuard, new_mutex, Arc, ArcBorrow, LockedBy, Mutex, SetOnce,
     },
     uapi::{
         KEVENT_AIO_RECV, KEVENT_AIO_SEND, KEVENT_AIO_SENDFILE, KEVENT_REQ_AIO_WAITALL,
@@ -190,10 +189,38 @@ const SENDFILE_CHUNK: usize = 64 * 1024;
 /// How many pages one call of `pin_user_pages_fast()` pins.
 const PIN_BATCH: usize = 64;
 
-kernel::sync::global_lock! {
-    // SAFETY: Initialised in the module initialiser, before the source is registered, so before
-    // any request can be submitted.
-    unsafe(uninit) static SOCKS: Mutex<Option<RBTree<usize, Arc<AioSock>>>> = None;
+/// How many buckets, each with its own mutex, the map of contexts ([`SOCKS`]) is split into.
+const SOCK_BUCKETS: usize = 64;
+
+/// The contexts of one bucket of [`SOCKS`], by their `struct sock`.
+type SockMap = RBTree<usize, Arc<AioSock>>;
+
+/// The map from a socket's `struct sock` to its context, in [`SOCK_BUCKETS`] buckets chosen by a
+/// hash of the address: submissions and completions on two sockets share a mutex only if their
+/// sockets share a bucket.
+#[pin_data]
+struct Socks {
+    #[pin]
+    buckets: [Mutex<SockMap>; SOCK_BUCKETS],
+}
+
+impl Socks {
+    /// The bucket of the socket whose `struct sock` is `sk`.
+    fn bucket(&self, sk: usize) -> &Mutex<SockMap> {
+        // A multiplicative hash (as `hash_64()`): its top bits depend on all of the address.
+        let h = (sk as u64).wrapping_mul(0x61c8_8646_80b5_83eb) >> (64 - SOCK_BUCKETS.ilog2());
+        &self.buckets[h as usize % SOCK_BUCKETS]
+    }
+}
+
+/// The map of contexts. Made in the module initialiser, before the source is registered, so
+/// before any request can be submitted; the source is built in, so it is never freed.
+static SOCKS: SetOnce<Pin<KBox<Socks>>> = SetOnce::new();
+
+/// The bucket of [`SOCKS`] of the socket whose `struct sock` is `sk`: `None` only before the
+/// module initialiser made the map, when no request exists.
+fn sock_bucket(sk: usize) -> Option<&'static Mutex<SockMap>> {
+    SOCKS.as_ref().map(|socks| socks.bucket(sk))
 }
 
 /// The network AIO source.
@@ -201,8 +228,15 @@ struct AioSource;
 
 impl kernel::Module for AioSource {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Called exactly once, before first use.
-        unsafe { SOCKS.init() };
+        let socks = KBox::pin_init(
+            pin_init!(Socks {
+                buckets <- pin_init::pin_init_array_from_fn(|_| {
+                    new_mutex!(RBTree::new(), "kevent_aio_socks")
+                }),
+            }),
+            GFP_KERNEL,
+        )?;
+        SOCKS.populate(socks);
         kevent::register::<AioSource>().inspect_err(|e| {
             pr_err!("cannot register the network AIO source: {}\n", e.to_errno());
         })?;
@@ -1454,7 +1488,8 @@ struct AioSock {
     #[pin]
     work: Work<AioSock>,
     /// Requests between their submission and their end; the context leaves [`SOCKS`] at 0.
-    users: GlobalLockedBy<usize, SOCKS>,
+    /// Guarded by the mutex of the context's bucket.
+    users: LockedBy<usize, SockMap>,
 }
 
 /// A context's requests, and its watch on the socket; guarded by `AioSock::io`.
@@ -1490,24 +1525,24 @@ impl_has_work! {
 impl AioSock {
     /// Whether the socket whose `struct sock` is `sk` has a context.
     fn exists(sk: usize) -> bool {
-        SOCKS.lock().as_ref().is_some_and(|t| t.get(&sk).is_some())
+        sock_bucket(sk).is_some_and(|b| b.lock().get(&sk).is_some())
     }
 
     /// The context of the socket whose `struct sock` is `sk`, with one more user, if it has one.
     fn lookup(sk: usize) -> Option<Arc<AioSock>> {
-        let mut guard = SOCKS.lock();
-        let sock = guard.as_ref().and_then(|t| t.get(&sk)).cloned()?;
-        *sock.users.as_mut(&mut guard) += 1;
+        let mut map = sock_bucket(sk)?.lock();
+        let sock = map.get(&sk).cloned()?;
+        *sock.users.access_mut(&mut map) += 1;
         Some(sock)
     }
 
     /// The context of the socket of `file`, whose `struct sock` is `sk`, with one more user; made
     /// (and watching the socket) if the socket has none.
     fn get(file: &ARef<File>, sk: usize, stream: bool) -> Result<Arc<AioSock>> {
-        let mut guard = SOCKS.lock();
-        let found = guard.as_ref().and_then(|t| t.get(&sk)).cloned();
-        if let Some(sock) = found {
-            *sock.users.as_mut(&mut guard) += 1;
+        let bucket = sock_bucket(sk).ok_or(EINVAL)?;
+        let mut map = bucket.lock();
+        if let Some(sock) = map.get(&sk).cloned() {
+            *sock.users.access_mut(&mut map) += 1;
             return Ok(sock);
         }
         // Everything that can fail first: once the watch exists, the context is published.
@@ -1526,7 +1561,7 @@ impl AioSock {
                     "kevent_aio_sock"
                 ),
                 work <- new_work!("kevent_aio_sock"),
-                users: GlobalLockedBy::new(1),
+                users: LockedBy::new(bucket, 1),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;
@@ -1537,9 +1572,7 @@ impl AioSock {
             GFP_KERNEL_ACCOUNT,
         )?;
         sock.io.lock().watch = Some(watch);
-        let _ = guard
-            .get_or_insert_with(RBTree::new)
-            .insert(node.into_node(sk, sock.clone()));
+        let _ = map.insert(node.into_node(sk, sock.clone()));
         Ok(sock)
     }
 
@@ -1549,23 +1582,25 @@ impl AioSock {
         if n == 0 {
             return;
         }
+        // A context exists only once the map does.
+        let Some(bucket) = sock_bucket(self.sk) else {
+            return;
+        };
         let removed = {
-            let mut guard = SOCKS.lock();
-            let users = self.users.as_mut(&mut guard);
+            let mut map = bucket.lock();
+            let users = self.users.access_mut(&mut map);
             *users = users.saturating_sub(n);
             if *users != 0 {
                 return;
             }
-            guard.as_mut().and_then(|t| {
-                let mine = t
-                    .get(&self.sk)
-                    .is_some_and(|s| core::ptr::eq::<AioSock>(&**s, self));
-                if mine {
-                    t.remove(&self.sk)
-                } else {
-                    None
-                }
-            })
+            let mine = map
+                .get(&self.sk)
+                .is_some_and(|s| core::ptr::eq::<AioSock>(&**s, self));
+            if mine {
+                map.remove(&self.sk)
+            } else {
+                None
+            }
         };
         drop(removed);
         // The watch holds a reference to the context: dropping it lets the context go with its
