@@ -78,6 +78,10 @@
 //! bytes; the AIO and io_uring completions report the full length, in
 //! submission order; the receiver sees end of file after the last byte.
 //!
+//! `KEVENT_BENCH_AIO_DEPTH=N` in the environment (1 to 64; 4 by default)
+//! sets the requests in flight per direction of io_uring (its chain
+//! length) and kevent AIO, and the sendfile requests in flight, for a sweep.
+//!
 //! Threads are placed as for echo and stream (`--echo-cpus`): all on CPU 0
 //! by default (the AIO work is queued on the CPU that took the wake-up, so
 //! its kernel workers run there too), the receiver thread of the blocking
@@ -104,8 +108,39 @@ use crate::{EchoCpus, Env, Need};
 const BLOCK: usize = 4096;
 /// Bytes checked at each end of a block when not checking everything.
 const SAMPLE: usize = 64;
-/// Requests in flight per direction (io_uring: per chain).
-const DEPTH: usize = 4;
+/// Requests in flight per direction (io_uring: per chain): 4, or
+/// `KEVENT_BENCH_AIO_DEPTH` (1 to 64) in the environment.
+fn depth() -> usize {
+    static DEPTH: OnceLock<usize> = OnceLock::new();
+    *DEPTH.get_or_init(|| {
+        std::env::var("KEVENT_BENCH_AIO_DEPTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|d| (1..=64).contains(d))
+            .unwrap_or(4)
+    })
+}
+
+/// The names of the mechanisms that depend on [`depth`]: io_uring, kevent
+/// AIO, kevent AIO ring, kevent AIO sendfile (made once; names are
+/// `&'static str`).
+fn depth_names() -> &'static [&'static str; 4] {
+    static NAMES: OnceLock<[&'static str; 4]> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let d = depth();
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        [
+            leak(format!(
+                "io_uring SEND/RECV, linked chains of {d} (1 thread)"
+            )),
+            leak(format!("kevent AIO send/recv, {d} in flight (1 thread)")),
+            leak(format!(
+                "kevent AIO ring send/recv, {d} in flight (1 thread)"
+            )),
+            leak(format!("kevent AIO sendfile, {d} in flight")),
+        ]
+    })
+}
 const STALL: Duration = Duration::from_secs(30);
 const MIB: f64 = (1 << 20) as f64;
 /// user_data bit of receives (io_uring and kevent AIO).
@@ -114,11 +149,11 @@ const RECV_BIT: u64 = 1 << 63;
 const FILE_RECV: usize = 64 << 10;
 
 /// Slots of the ready ring of "kevent AIO ring": a power of two, four times
-/// the requests in flight (`2 * DEPTH`), at least 64, at most
+/// the requests in flight (`2 * depth()`), at least 64, at most
 /// `KEVENT_RING_MAX_ENTRIES`, so that no completion finds it full.
 fn ring_entries() -> u32 {
     let max = kevent::sys::KEVENT_RING_MAX_ENTRIES as usize;
-    (4 * 2 * DEPTH).next_power_of_two().clamp(64, max) as u32
+    (4 * 2 * depth()).next_power_of_two().clamp(64, max) as u32
 }
 
 /// One table: a transport, a message size and the data per run.
@@ -201,9 +236,9 @@ impl Mech {
         match self {
             Mech::Blocking => "blocking send/recv (2 threads)",
             Mech::Epoll => "epoll ET + non-blocking send/recv (1 thread)",
-            Mech::Uring => "io_uring SEND/RECV, linked chains of 4 (1 thread)",
-            Mech::Aio => "kevent AIO send/recv, 4 in flight (1 thread)",
-            Mech::AioRing => "kevent AIO ring send/recv, 4 in flight (1 thread)",
+            Mech::Uring => depth_names()[0],
+            Mech::Aio => depth_names()[1],
+            Mech::AioRing => depth_names()[2],
         }
     }
 
@@ -229,7 +264,7 @@ impl FileMech {
     fn name(self) -> &'static str {
         match self {
             FileMech::Sendfile => "sendfile(2), blocking socket",
-            FileMech::Aio => "kevent AIO sendfile, 4 in flight",
+            FileMech::Aio => depth_names()[3],
         }
     }
 
@@ -777,10 +812,10 @@ fn run_epoll(s: Spec, full: bool) -> Result<Sample, String> {
 
 fn run_uring(s: Spec, full: bool) -> Result<Sample, String> {
     let (tx, rx) = pair(s.transport, false)?;
-    let mut ring = sys::new_ring(2 * DEPTH as u32, 4 * DEPTH as u32)
+    let mut ring = sys::new_ring(2 * depth() as u32, 4 * depth() as u32)
         .map_err(|e| format!("io_uring_setup: {e}"))?;
-    let mut sl = Lent::new(DEPTH, &pattern(s.msg));
-    let mut rl = Lent::new(DEPTH, &vec![0u8; s.msg]);
+    let mut sl = Lent::new(depth(), &pattern(s.msg));
+    let mut rl = Lent::new(depth(), &vec![0u8; s.msg]);
     let r = uring_loop(
         &mut ring,
         tx.as_raw_fd(),
@@ -813,9 +848,9 @@ fn uring_loop(
     rl: &mut Lent,
 ) -> Result<Sample, String> {
     let n = s.messages();
-    let depth = DEPTH as u64;
+    let depth = depth() as u64;
     let (mut ssub, mut sdone, mut rsub, mut rdone) = (0u64, 0u64, 0u64, 0u64);
-    let mut cqes: Vec<(u64, i32)> = Vec::with_capacity(4 * DEPTH);
+    let mut cqes: Vec<(u64, i32)> = Vec::with_capacity(4 * depth as usize);
     let m = Meter::start();
     loop {
         // A new chain in a direction once the previous one completed.
@@ -932,8 +967,8 @@ fn run_aio(s: Spec, full: bool, ring: bool) -> Result<Sample, String> {
         let q = Queue::new().map_err(|e| format!("kevent queue: {e}"))?;
         (q, None)
     };
-    let mut sl = Lent::new(DEPTH, &pattern(s.msg));
-    let mut rl = Lent::new(DEPTH, &vec![0u8; s.msg]);
+    let mut sl = Lent::new(depth(), &pattern(s.msg));
+    let mut rl = Lent::new(depth(), &vec![0u8; s.msg]);
     let r = aio_loop(
         &q,
         ring.as_ref(),
@@ -966,7 +1001,7 @@ fn run_aio(s: Spec, full: bool, ring: bool) -> Result<Sample, String> {
 ///
 /// The slot's previous request completed; the returned request lends it.
 unsafe fn aio_send(tx: BorrowedFd<'_>, sl: &mut Lent, seq: u64, blocks: u64) -> Request {
-    let slot = (seq % DEPTH as u64) as usize;
+    let slot = (seq % depth() as u64) as usize;
     // SAFETY: not in flight (the caller's promise).
     prepare(unsafe { sl.get(slot) }, seq * blocks);
     // SAFETY: `Lent` keeps the buffer allocated, and the caller unwritten,
@@ -986,7 +1021,7 @@ unsafe fn aio_send(tx: BorrowedFd<'_>, sl: &mut Lent, seq: u64, blocks: u64) -> 
 ///
 /// As for [`aio_send`].
 unsafe fn aio_recv(rx: BorrowedFd<'_>, rl: &mut Lent, seq: u64) -> Request {
-    let slot = (seq % DEPTH as u64) as usize;
+    let slot = (seq % depth() as u64) as usize;
     // SAFETY: as in aio_send; no slice of the buffer is live until the
     // completion is collected.
     unsafe {
@@ -1015,14 +1050,14 @@ fn collect<'a>(
 ) -> Result<&'a [Event], String> {
     if let Some(ring) = ring {
         popped.clear();
-        popped.extend(ring.drain().take(2 * DEPTH));
+        popped.extend(ring.drain().take(2 * depth()));
         if !popped.is_empty() {
             return Ok(popped);
         }
     }
     let k = sys::kq_wait(q, evs, 1, Some(STALL)).map_err(|e| format!("kevent_get_events: {e}"))?;
     if let (0, Some(ring)) = (k, ring) {
-        popped.extend(ring.drain().take(2 * DEPTH));
+        popped.extend(ring.drain().take(2 * depth()));
         return Ok(popped);
     }
     Ok(evs.as_slice())
@@ -1040,10 +1075,10 @@ fn aio_loop(
     rl: &mut Lent,
 ) -> Result<Sample, String> {
     let n = s.messages();
-    let first = n.min(DEPTH as u64);
-    let mut evs = Events::with_capacity(2 * DEPTH);
-    let mut popped = Vec::with_capacity(2 * DEPTH);
-    let mut batch = Vec::with_capacity(2 * DEPTH);
+    let first = n.min(depth() as u64);
+    let mut evs = Events::with_capacity(2 * depth());
+    let mut popped = Vec::with_capacity(2 * depth());
+    let mut batch = Vec::with_capacity(2 * depth());
     let (mut sdone, mut rdone) = (0u64, 0u64);
     let m = Meter::start();
     for seq in 0..first {
@@ -1083,7 +1118,7 @@ fn aio_loop(
             if ev.events() == kevent::AIO_SEND {
                 sdone += 1;
                 if ssub < n {
-                    // SAFETY: its slot's send (message ssub - DEPTH, the
+                    // SAFETY: its slot's send (message ssub - depth(), the
                     // one just completed) is done.
                     batch.push(unsafe { aio_send(tx, sl, ssub, s.blocks()) });
                     ssub += 1;
@@ -1092,7 +1127,7 @@ fn aio_loop(
                 // SAFETY: the receive completed; the slot is resubmitted
                 // below, after the slice is gone.
                 check(
-                    unsafe { rl.get((seq % DEPTH as u64) as usize) },
+                    unsafe { rl.get((seq % depth() as u64) as usize) },
                     seq * s.blocks(),
                     full,
                 )?;
@@ -1213,8 +1248,8 @@ fn aio_sendfile_loop(
     let n = size.div_ceil(piece) as u64;
     let len = |i: u64| piece.min(size - i as usize * piece);
     let req = |i: u64| Request::aio_sendfile(tx, file, i * piece as u64, len(i), i);
-    let mut evs = Events::with_capacity(DEPTH);
-    let mut batch: Vec<Request> = (0..n.min(DEPTH as u64)).map(req).collect();
+    let mut evs = Events::with_capacity(depth());
+    let mut batch: Vec<Request> = (0..n.min(depth() as u64)).map(req).collect();
     let mut sub = batch.len() as u64;
     submit(q, &mut batch)?;
     let mut done = 0u64;
@@ -1382,10 +1417,10 @@ pub fn run(env: &Env) -> String {
          `recv(MSG_WAITALL)` in a sender and a receiver thread; one thread with \
          epoll (edge triggered) and non-blocking `send()`/`recv()` on both ends; one \
          thread with io_uring `IORING_OP_SEND`/`IORING_OP_RECV` (`MSG_WAITALL`), \
-         linked in chains of {DEPTH} per direction, a new chain when the last \
+         linked in chains of {depth} per direction, a new chain when the last \
          completed (io_uring orders requests on a socket only within a chain); one \
          thread with kevent AIO send and receive (`KEVENT_REQ_AIO_WAITALL`) \
-         requests, {DEPTH} in flight per direction all the time, completions taken \
+         requests, {depth} in flight per direction all the time, completions taken \
          with `kevent_get_events()` and the new requests of a wait submitted in one \
          `kevent_ctl()`; and the same on a queue with a ready ring of {ring} slots \
          (\"kevent AIO ring\"): completions popped from the ring without a system \
@@ -1424,6 +1459,7 @@ pub fn run(env: &Env) -> String {
             EchoCpus::Any => "Threads not bound to CPUs (`--echo-cpus any`).",
         },
         busy_ms = BUSY_MIN.as_millis(),
+        depth = depth(),
         ring = ring_entries(),
     );
     for s in &specs {
@@ -1443,13 +1479,14 @@ pub fn run(env: &Env) -> String {
         out,
         "A {} MiB file (unlinked, in `{}`, in the page cache) sent over TCP \
          127.0.0.1 in pieces: `sendfile(2)` in a loop on a blocking socket (zero \
-         copy from the page cache) against kevent AIO sendfile requests, {DEPTH} in \
+         copy from the page cache) against kevent AIO sendfile requests, {depth} in \
          flight, offsets advancing (the kernel sends the cached pages, zero copy, \
          up to 64 KiB per socket call). The receiver thread takes 64 KiB \
          `recv(MSG_WAITALL)`s and checks the data as above. Timed from the start to \
          the last byte received. Syscalls: the sender's, per piece.\n",
         file_size >> 20,
-        std::env::temp_dir().display()
+        std::env::temp_dir().display(),
+        depth = depth()
     );
     match make_file(file_size) {
         Err(e) => {
