@@ -8,7 +8,11 @@
 //! socket pair), with five mechanisms that move the same bytes:
 //!
 //! - blocking: a sender thread `send()`s each message, a receiver thread
-//!   takes it with one `recv(MSG_WAITALL)` (blocking sockets);
+//!   takes it with one `recv(MSG_WAITALL)` (blocking sockets); placed as
+//!   `--echo-cpus` says (by default both on CPU 0, where the receiver's
+//!   wake-up preempts the sender once a message), and again with the
+//!   receiver on CPU 1 (a second row, unless `--echo-cpus split` makes the
+//!   first one so): a pair that does not switch context per message;
 //! - epoll: one thread drives both ends, non-blocking, edge triggered
 //!   (`EPOLLOUT` on the sending end, `EPOLLIN` on the receiving end): it
 //!   `send()`s until `EAGAIN`, `recv()`s until `EAGAIN`, and calls
@@ -217,6 +221,8 @@ fn size_name(n: usize) -> String {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mech {
     Blocking,
+    /// Blocking, the receiver on CPU 1 whatever `--echo-cpus` says.
+    BlockingSplit,
     Epoll,
     Uring,
     Aio,
@@ -224,8 +230,9 @@ enum Mech {
 }
 
 impl Mech {
-    const ALL: [Mech; 5] = [
+    const ALL: [Mech; 6] = [
         Mech::Blocking,
+        Mech::BlockingSplit,
         Mech::Epoll,
         Mech::Uring,
         Mech::Aio,
@@ -235,6 +242,7 @@ impl Mech {
     fn name(self) -> &'static str {
         match self {
             Mech::Blocking => "blocking send/recv (2 threads)",
+            Mech::BlockingSplit => "blocking send/recv (2 threads), receiver on CPU 1",
             Mech::Epoll => "epoll ET + non-blocking send/recv (1 thread)",
             Mech::Uring => depth_names()[0],
             Mech::Aio => depth_names()[1],
@@ -244,7 +252,7 @@ impl Mech {
 
     fn need(self) -> Need {
         match self {
-            Mech::Blocking | Mech::Epoll => Need::Nothing,
+            Mech::Blocking | Mech::BlockingSplit | Mech::Epoll => Need::Nothing,
             Mech::Uring => Need::Uring,
             Mech::Aio => Need::KeventAio,
             Mech::AioRing => Need::KeventAioRing,
@@ -1149,6 +1157,7 @@ fn aio_loop(
 fn run_mech(m: Mech, s: Spec, pin: EchoCpus, full: bool) -> Result<Sample, String> {
     match m {
         Mech::Blocking => run_blocking(s, pin, full),
+        Mech::BlockingSplit => run_blocking(s, EchoCpus::Split, full),
         Mech::Epoll => pinned(pin, || run_epoll(s, full)),
         Mech::Uring => pinned(pin, || run_uring(s, full)),
         Mech::Aio => pinned(pin, || run_aio(s, full, false)),
@@ -1414,7 +1423,9 @@ pub fn run(env: &Env) -> String {
          One connection per run carries {} MiB from a sender to a receiver in \
          messages of 4 KiB, 64 KiB or 1 MiB (TCP over 127.0.0.1 with `TCP_NODELAY`; \
          UNIX stream for 64 KiB). Mechanisms: blocking `send()` / \
-         `recv(MSG_WAITALL)` in a sender and a receiver thread; one thread with \
+         `recv(MSG_WAITALL)` in a sender and a receiver thread (placed as below, \
+         and again with the receiver on CPU 1: a pair that does not switch \
+         context once a message); one thread with \
          epoll (edge triggered) and non-blocking `send()`/`recv()` on both ends; one \
          thread with io_uring `IORING_OP_SEND`/`IORING_OP_RECV` (`MSG_WAITALL`), \
          linked in chains of {depth} per direction, a new chain when the last \
@@ -1462,11 +1473,16 @@ pub fn run(env: &Env) -> String {
         depth = depth(),
         ring = ring_entries(),
     );
+    // With `--echo-cpus split` the first blocking row has its receiver on CPU 1 already.
+    let mechs: Vec<Mech> = Mech::ALL
+        .into_iter()
+        .filter(|&m| m != Mech::BlockingSplit || env.echo_cpus != EchoCpus::Split)
+        .collect();
     for s in &specs {
         eprintln!("aio: {}", s.name());
         let s = *s;
         let results = env.compare(
-            &Mech::ALL,
+            &mechs,
             |m| (m.name(), m.need()),
             |m| run_mech(m, s, env.echo_cpus, full),
             show,
