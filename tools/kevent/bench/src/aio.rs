@@ -573,6 +573,11 @@ impl Lent {
         unsafe { &mut *self.bufs[i] }
     }
 
+    /// The buffer of message `seq`: they are used in turn.
+    fn slot(&self, seq: u64) -> usize {
+        (seq % self.bufs.len() as u64) as usize
+    }
+
     fn ptr(&self, i: usize) -> *mut u8 {
         self.bufs[i].cast()
     }
@@ -1009,7 +1014,7 @@ fn run_aio(s: Spec, full: bool, ring: bool) -> Result<Sample, String> {
 ///
 /// The slot's previous request completed; the returned request lends it.
 unsafe fn aio_send(tx: BorrowedFd<'_>, sl: &mut Lent, seq: u64, blocks: u64) -> Request {
-    let slot = (seq % depth() as u64) as usize;
+    let slot = sl.slot(seq);
     // SAFETY: not in flight (the caller's promise).
     prepare(unsafe { sl.get(slot) }, seq * blocks);
     // SAFETY: `Lent` keeps the buffer allocated, and the caller unwritten,
@@ -1029,7 +1034,7 @@ unsafe fn aio_send(tx: BorrowedFd<'_>, sl: &mut Lent, seq: u64, blocks: u64) -> 
 ///
 /// As for [`aio_send`].
 unsafe fn aio_recv(rx: BorrowedFd<'_>, rl: &mut Lent, seq: u64) -> Request {
-    let slot = (seq % depth() as u64) as usize;
+    let slot = rl.slot(seq);
     // SAFETY: as in aio_send; no slice of the buffer is live until the
     // completion is collected.
     unsafe {
@@ -1048,24 +1053,26 @@ unsafe fn aio_recv(rx: BorrowedFd<'_>, rl: &mut Lent, seq: u64) -> Request {
 /// ring, without a system call; only when it is empty, one counted
 /// `kevent_get_events(min 1)`, which returns those on the ready list
 /// (failed requests, and completions that found the ring full), or 0 as
-/// soon as the ring holds one, which is then popped.
+/// soon as the ring holds one, which is then popped. At most `max` are
+/// popped at a time.
 #[inline]
 fn collect<'a>(
     q: &Queue,
     ring: Option<&Ring>,
     evs: &'a mut Events,
     popped: &'a mut Vec<Event>,
+    max: usize,
 ) -> Result<&'a [Event], String> {
     if let Some(ring) = ring {
         popped.clear();
-        popped.extend(ring.drain().take(2 * depth()));
+        popped.extend(ring.drain().take(max));
         if !popped.is_empty() {
             return Ok(popped);
         }
     }
     let k = sys::kq_wait(q, evs, 1, Some(STALL)).map_err(|e| format!("kevent_get_events: {e}"))?;
     if let (0, Some(ring)) = (k, ring) {
-        popped.extend(ring.drain().take(2 * depth()));
+        popped.extend(ring.drain().take(max));
         return Ok(popped);
     }
     Ok(evs.as_slice())
@@ -1083,10 +1090,11 @@ fn aio_loop(
     rl: &mut Lent,
 ) -> Result<Sample, String> {
     let n = s.messages();
-    let first = n.min(depth() as u64);
-    let mut evs = Events::with_capacity(2 * depth());
-    let mut popped = Vec::with_capacity(2 * depth());
-    let mut batch = Vec::with_capacity(2 * depth());
+    let depth = depth();
+    let first = n.min(depth as u64);
+    let mut evs = Events::with_capacity(2 * depth);
+    let mut popped = Vec::with_capacity(2 * depth);
+    let mut batch = Vec::with_capacity(2 * depth);
     let (mut sdone, mut rdone) = (0u64, 0u64);
     let m = Meter::start();
     for seq in 0..first {
@@ -1100,7 +1108,7 @@ fn aio_loop(
     submit(q, &mut batch)?;
     let (mut ssub, mut rsub) = (first, first);
     while sdone < n || rdone < n {
-        let got = collect(q, ring, &mut evs, &mut popped)?;
+        let got = collect(q, ring, &mut evs, &mut popped, 2 * depth)?;
         if got.is_empty() {
             return Err(stalled("message", rdone, n));
         }
@@ -1126,7 +1134,7 @@ fn aio_loop(
             if ev.events() == kevent::AIO_SEND {
                 sdone += 1;
                 if ssub < n {
-                    // SAFETY: its slot's send (message ssub - depth(), the
+                    // SAFETY: its slot's send (message ssub - depth, the
                     // one just completed) is done.
                     batch.push(unsafe { aio_send(tx, sl, ssub, s.blocks()) });
                     ssub += 1;
@@ -1134,11 +1142,7 @@ fn aio_loop(
             } else {
                 // SAFETY: the receive completed; the slot is resubmitted
                 // below, after the slice is gone.
-                check(
-                    unsafe { rl.get((seq % depth() as u64) as usize) },
-                    seq * s.blocks(),
-                    full,
-                )?;
+                check(unsafe { rl.get(rl.slot(seq)) }, seq * s.blocks(), full)?;
                 rdone += 1;
                 if rsub < n {
                     // SAFETY: its slot's receive just completed and was read.
