@@ -147,6 +147,21 @@ static inline void kevent_flush(struct file *file, void *owner)
  *	takes over (its @start then returns 0 without trying again). If @get
  *	or the kevent fails after progress was made, the request is reported
  *	broken, in its event if a kevent could be made, else in the entry.
+ * @submit_run: optional, only with @submit: try the @n entries
+ *	@uk[0..@n-1] of a run (consecutive kevent_ctl(KEVENT_CTL_ADD) entries
+ *	with the same type, id and event; 2 <= @n <= KEVENT_RUN_MAX) as one
+ *	operation on their object, moving what @submit would move for each
+ *	one after the other (a socket sends or receives the run's buffers in
+ *	one call). The core has checked every entry as for @get, and charged
+ *	it, so that none can fail once the run moved data. Same context as
+ *	@submit. Return k, the number of entries finished from the first on
+ *	(0 to @n), with their results in @results[0..k-1] (values >= 0, or
+ *	-errno), as @submit would return them. If k < @n, @results[k] > 0 is
+ *	the progress of entry k, which did not finish (the core goes on as
+ *	after @submit returned 0 with it), and 0 means entry k was not
+ *	touched; entries after k are never touched. Untouched entries go
+ *	through @submit, one by one, as any entry. A source that cannot run
+ *	these entries together (or only some) returns 0 with @results[0] = 0.
  * @flush: optional: a run of consecutive kevent_ctl(KEVENT_CTL_ADD) entries
  *	with the same type, id and event, armed with KEVENT_ARMED_MORE (all
  *	but the last), ended with @uk: flush out what they held back (process
@@ -179,7 +194,12 @@ struct kevent_source_ops {
 	int (*submit)(const struct ukevent *uk, unsigned int flags,
 		      s64 *result);
 	void (*flush)(const struct ukevent *uk);
+	int (*submit_run)(const struct ukevent *uk, unsigned int n,
+			  s64 *results);
 };
+
+/* The most entries of a run that one @submit_run takes. */
+#define KEVENT_RUN_MAX		8
 
 /* @armed (and @start, @submit) flags. */
 #define KEVENT_ARMED_MORE	0x1	/* the next entry is for the same object */
@@ -191,7 +211,8 @@ struct kevent_source_ops {
  * bad table: no @get or @put, a zero @type or @events, a @weak source with
  * @recheck or @follows_fd, a @cancel_errno out of 0..MAX_ERRNO or without
  * @oneshot, a @start without @oneshot, a @submit without @start, a
- * @notified without @recheck), -EEXIST (the type already has a source) or
+ * @submit_run without @submit, a @notified without @recheck), -EEXIST (the
+ * type already has a source) or
  * -EBUSY (no free slot). Registrations are not serialised against each
  * other: make them from initcalls, of any level (the core needs no
  * initialisation for them). Rust sources use kernel::kevent

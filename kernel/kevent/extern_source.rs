@@ -32,7 +32,7 @@ use crate::{
 };
 use kernel::{
     bindings,
-    ffi::{c_int, c_void},
+    ffi::{c_int, c_uint, c_void},
     fs::{File, LocalFile},
     prelude::*,
     sync::{
@@ -82,6 +82,7 @@ impl ExternSource {
             && (o.cancel_errno == 0 || o.oneshot)
             && (o.start.is_none() || o.oneshot)
             && (o.submit.is_none() || o.start.is_some())
+            && (o.submit_run.is_none() || o.submit.is_some())
             && (o.notified.is_none() || o.recheck.is_some())
     }
 
@@ -358,6 +359,7 @@ impl Source for ExternSource {
             oneshot: ops.oneshot,
             cancel_errno: ops.cancel_errno,
             batches: ops.flush.is_some(),
+            runs: ops.submit_run.is_some() && ops.submit.is_some(),
             rechecks: ops.recheck.is_some(),
             notifies: ops.notified.is_some() && ops.recheck.is_some(),
         }
@@ -401,7 +403,7 @@ impl Source for ExternSource {
         // A source of requests may finish one at once, before anything is registered: it is
         // reported here, and nothing is attached.
         if this.0.submit.is_some() {
-            return this.attach_submitted(new, uk, more, index);
+            return this.submit_and_attach(new, uk, more, index, None);
         }
         let got = this.get(uk)?;
         // The request starts before its kevent is built: one that finishes (most do, when the
@@ -419,6 +421,37 @@ impl Source for ExternSource {
         }
         let built = new.build_finished(ExternAttached::new(this, &got.1, queue))?;
         Ok(this.register_started(built, uk, more, got, result, index))
+    }
+
+    fn submit_run(&self, run: &[Ukevent], results: &mut [i64]) -> usize {
+        let (Some(submit_run), Some(first)) = (self.0.submit_run, run.first()) else {
+            return 0;
+        };
+        let n = run.len().min(results.len());
+        // SAFETY: `run` is `n` (or more) valid entries in a row (`Ukevent` is a transparent
+        // wrapper of the C type), and `results` has room for `n` values; the table's contract
+        // bounds what the source writes and returns by `n`.
+        let k = unsafe {
+            submit_run(
+                (&raw const first.0).cast::<bindings::ukevent>(),
+                n as c_uint,
+                results.as_mut_ptr(),
+            )
+        };
+        usize::try_from(k).map_or(0, |k| k.min(n))
+    }
+
+    fn attach_submitted(
+        &self,
+        new: NewKevent<'_>,
+        uk: &Ukevent,
+        more: bool,
+        index: &mut Index,
+        submitted: core::result::Result<i64, i64>,
+    ) -> Result<Attach> {
+        // SAFETY: As in `attach`.
+        let this: &'static ExternSource = unsafe { ExternSource::from_ops(&self.0) };
+        this.submit_and_attach(new, uk, more, index, Some(submitted))
     }
 }
 
@@ -448,18 +481,20 @@ impl ExternSource {
     }
 
     /// [`Source::attach`] for a source with `submit`: the request is tried before anything is
-    /// made for it. Finished, it is written into the ring if it can be, or else reported by a
-    /// kevent made for that alone; not finished, the object is got and takes the progress over,
-    /// and registration goes on as after a `start` that did not finish.
-    fn attach_submitted(
+    /// made for it (unless `submitted` says what a run did with it: see `submit_run`). Finished,
+    /// it is written into the ring if it can be, or else reported by a kevent made for that
+    /// alone; not finished, the object is got and takes the progress over, and registration goes
+    /// on as after a `start` that did not finish.
+    fn submit_and_attach(
         &'static self,
         new: NewKevent<'_>,
         uk: &Ukevent,
         more: bool,
         index: &mut Index,
+        submitted: Option<core::result::Result<i64, i64>>,
     ) -> Result<Attach> {
         let queue = new.queue();
-        let progress = match self.submit(uk, more) {
+        let progress = match submitted.unwrap_or_else(|| self.submit(uk, more)) {
             Ok(result) => {
                 if new.post_finished(result, index) {
                     return Ok(new.posted());

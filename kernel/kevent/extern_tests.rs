@@ -55,6 +55,13 @@ struct FakeObj {
     submit_progress: Atomic<i64>,
     /// The progress `start` was given after `submit` (-1: never).
     taken_over: Atomic<i64>,
+    /// How many entries `submit_run` finishes (with results 100, 101, ...) ...
+    run_finish: Atomic<u32>,
+    /// ... and the progress it reports for the next one.
+    run_progress: Atomic<i64>,
+    /// The lengths of the runs `submit_run` was given, a decimal digit each, the first one
+    /// highest.
+    runs: Atomic<u64>,
 }
 
 /// `finish_now` of an object whose requests `start` does not finish.
@@ -77,6 +84,9 @@ impl FakeObj {
                 submit_now: Atomic::new(NOT_NOW),
                 submit_progress: Atomic::new(0),
                 taken_over: Atomic::new(-1),
+                run_finish: Atomic::new(0),
+                run_progress: Atomic::new(0),
+                runs: Atomic::new(0),
             },
             GFP_KERNEL,
         )
@@ -231,6 +241,34 @@ unsafe extern "C" fn fake_submit(
     done
 }
 
+/// The `submit_run` of the request source with one: records the run's length on the object its
+/// first entry names, and finishes its `run_finish` first entries (with 100, 101, ...), with
+/// `run_progress` for the next.
+unsafe extern "C" fn fake_submit_run(
+    uk: *const bindings::ukevent,
+    n: c_uint,
+    results: *mut i64,
+) -> c_int {
+    // SAFETY: The core passes a valid entry.
+    let addr = unsafe { (*uk).arg[0] };
+    // SAFETY: The tests put the address of a live `FakeObj` in `arg[0]`.
+    let fake = unsafe { &*(addr as usize as *const FakeObj) };
+    fake.runs.store(
+        fake.runs.load(ordering::Relaxed) * 10 + u64::from(n),
+        ordering::Relaxed,
+    );
+    let k = fake.run_finish.load(ordering::Relaxed).min(n);
+    for j in 0..k {
+        // SAFETY: `results` has room for `n` values.
+        unsafe { *results.add(j as usize) = 100 + i64::from(j) };
+    }
+    if k < n {
+        // SAFETY: As above.
+        unsafe { *results.add(k as usize) = fake.run_progress.load(ordering::Relaxed) };
+    }
+    k as c_int
+}
+
 /// The request source's `flush`: counts the call on the object the entry names.
 unsafe extern "C" fn fake_flush(uk: *const bindings::ukevent) {
     // SAFETY: The core passes a valid entry.
@@ -321,6 +359,20 @@ static NOTIFIED_OPS: bindings::kevent_source_ops = notified_ops();
 static WEAK_OPS: bindings::kevent_source_ops = fake_ops(true);
 static REQ_OPS: bindings::kevent_source_ops = req_ops(bindings::ECANCELED as c_int);
 static SUBMIT_OPS: bindings::kevent_source_ops = submit_ops();
+static RUN_OPS: bindings::kevent_source_ops = run_ops();
+
+/// The source of requests with `submit` and `submit_run`.
+const fn run_ops() -> bindings::kevent_source_ops {
+    let mut ops = submit_ops();
+    ops.submit_run = Some(fake_submit_run);
+    ops
+}
+
+/// The source of [`REQ_TYPE`] with runs, for [`syscalls::apply`].
+fn run_source_of(ty: u32) -> Option<&'static dyn Source> {
+    // SAFETY: A static table that follows the contract.
+    (ty == REQ_TYPE).then(|| unsafe { ExternSource::from_ops(&RUN_OPS) } as &dyn Source)
+}
 
 /// The source of requests, with `submit`.
 const fn submit_ops() -> bindings::kevent_source_ops {
@@ -670,6 +722,82 @@ mod tests {
         );
         assert_eq!(done, 2);
         assert_eq!(count(&a), (4, 2, 1));
+    }
+
+    #[test]
+    fn runs_are_tried_together() {
+        let (a, b) = (FakeObj::new(), FakeObj::new());
+        let q = TestQueue::new();
+        let apply = |entries: &[Ukevent]| {
+            let mut batch = KVec::new();
+            for e in entries {
+                batch.push(*e, GFP_KERNEL).unwrap();
+            }
+            let done =
+                syscalls::apply(q.as_arc_borrow(), KEVENT_CTL_ADD, &mut batch, run_source_of);
+            (done, batch)
+        };
+        let delivered = |max: usize| {
+            let mut got: KVec<(u64, i64)> = KVec::new();
+            for e in poll(&q, max).got.iter() {
+                got.push((e.0.user_data, e.0.ret_data), GFP_KERNEL).unwrap();
+            }
+            got.sort_unstable();
+            got
+        };
+        // A run of four: two finish in the run, the third made progress in it and goes on from
+        // there (its `start` takes the progress over), the fourth was not touched and goes
+        // through `submit` (which leaves it to `start` with 0); then a run of one on another
+        // object, which is not tried.
+        a.run_finish.store(2, ordering::Relaxed);
+        a.run_progress.store(5, ordering::Relaxed);
+        b.submit_now.store(7, ordering::Relaxed);
+        let (done, _) = apply(&[
+            req(&a, 1, IN),
+            req(&a, 2, IN),
+            req(&a, 3, IN),
+            req(&a, 4, IN),
+            req(&b, 5, OUT),
+        ]);
+        assert_eq!(done, 5);
+        let runs = |o: &FakeObj| o.runs.load(ordering::Relaxed);
+        assert_eq!((runs(&a), runs(&b)), (4, 0));
+        assert_eq!((a.refs(), a.armed.load(ordering::Relaxed)), (2, 2));
+        assert_eq!(a.taken_over.load(ordering::Relaxed), 0);
+        assert_eq!(&delivered(8)[..], &[(1, 100), (2, 101), (5, 7)]);
+        a.fire(IN, 9);
+        assert_eq!(&delivered(8)[..], &[(3, 9), (4, 9)]);
+        assert_eq!((q.nr_kevents(), a.refs()), (0, 0));
+        // A run is cut before an entry the core refuses or whose key an entry before it in the
+        // run has; a new one may start after it. Those entries are added as any, and fail as
+        // any: a bad entry with `EINVAL`, the second 10 with `EEXIST` (the result of the first
+        // is kept until it is delivered).
+        a.run_finish.store(8, ordering::Relaxed);
+        a.runs.store(0, ordering::Relaxed);
+        let mut bad = req(&a, 12, IN);
+        bad.0.reserved = 1;
+        let (done, batch) = apply(&[
+            req(&a, 10, IN),
+            req(&a, 11, IN),
+            req(&a, 10, IN),
+            req(&a, 13, IN),
+            bad,
+            req(&a, 14, IN),
+            req(&a, 15, IN),
+        ]);
+        assert_eq!(done, 5);
+        assert_eq!(batch[2].0.ret_data, EEXIST.to_errno().into());
+        assert_eq!(batch[4].0.ret_data, EINVAL.to_errno().into());
+        // Runs of 10 and 11, and of 14 and 15; 13, followed by the bad entry, was alone.
+        assert_eq!(runs(&a), 22);
+        assert_eq!(a.refs(), 1);
+        assert_eq!(
+            &delivered(16)[..],
+            &[(10, 100), (11, 101), (14, 100), (15, 101)]
+        );
+        a.fire(IN, 9);
+        assert_eq!(&delivered(8)[..], &[(13, 9)]);
+        assert_eq!((q.nr_kevents(), a.refs()), (0, 0));
     }
 
     #[test]

@@ -32,12 +32,13 @@
 use crate::{
     abi::*,
     done::Done,
-    event::{Kevent, Key, NewKevent, Request, Wake, READY},
-    index::KeventIndex,
-    limit::UserRef,
+    event::{Attach, Kevent, Key, NewKevent, Request, Wake, READY},
+    index::{KeventIndex, INDEX},
+    limit::{Charge, UserRef},
     ring::{Producer, Ring},
     source::{Info, Source},
 };
+use core::cmp::Ordering;
 use kernel::{
     alloc::kvec::PushError,
     bindings, c_str,
@@ -105,6 +106,17 @@ impl Index {
     fn holds_kept(&self, key: &Key) -> bool {
         self.done.as_ref().is_some_and(|d| d.holds(key))
     }
+}
+
+/// The most entries of a run that one [`Source::submit_run`] takes.
+pub(crate) const RUN_MAX: usize = bindings::KEVENT_RUN_MAX as usize;
+
+/// An entry of a run that [`Queue::submit_run`] tried: its charge, taken before the run moved
+/// anything, and what became of it: `Ok` with its result if it finished, `Err` with its progress
+/// if not.
+pub(crate) struct Presubmitted {
+    charge: Charge,
+    result: core::result::Result<i64, i64>,
 }
 
 /// The buffers of a delivery ([`Queue::deliver`]), allocated with the queue; empty between
@@ -391,12 +403,96 @@ impl Queue {
         uk: &Ukevent,
         more: bool,
     ) -> Result {
+        let key = Self::admit(index, src, info, uk)?;
+        self.attach(index, src, info, key, uk, more)
+    }
+
+    /// Checks the `KEVENT_CTL_ADD` entry `uk` of the source `src` (`EINVAL`), and that its key
+    /// is free (`EEXIST`): returns the key.
+    fn admit(index: &Index, src: &dyn Source, info: &Info, uk: &Ukevent) -> Result<Key> {
         Self::check(src, info, uk)?;
         let key = Key::of(uk, info);
         if index.table.contains(&key) || index.holds_kept(&key) {
             return Err(EEXIST);
         }
-        self.attach(index, src, info, key, uk, more)
+        Ok(key)
+    }
+
+    /// Tries the `KEVENT_CTL_ADD` entries `run` (consecutive entries with the same type, id and
+    /// event, of a source with [`Info::runs`]) as one operation ([`Source::submit_run`]), under
+    /// `index`. Only the longest prefix (of at most [`RUN_MAX`] entries) whose entries would all
+    /// be added, as far as the core can tell before the source acts, is tried: each entry is
+    /// checked, its key free and not shared with an entry before it, and its charge taken, so
+    /// that once data moved no entry can fail for a reason of the core's. `out[j]` is then set
+    /// for each entry `j` that the run finished or made progress on, with its charge, to be
+    /// passed to [`Queue::add_presubmitted`]; the others are left `None`, for [`Queue::add_with`]
+    /// as any entry. Returns the length of the prefix tried, or 0 if it was too short to try
+    /// (fewer than two entries).
+    pub(crate) fn submit_run(
+        &self,
+        index: &mut Index,
+        src: &dyn Source,
+        info: &Info,
+        run: &[Ukevent],
+        out: &mut [Option<Presubmitted>; RUN_MAX],
+    ) -> usize {
+        let mut charges: [Option<Charge>; RUN_MAX] = Default::default();
+        let mut n = 0;
+        for (j, uk) in run.iter().take(RUN_MAX).enumerate() {
+            let Ok(key) = Self::admit(index, src, info, uk) else {
+                break;
+            };
+            if run[..j].iter().any(|e| Key::of(e, info) == key) {
+                break;
+            }
+            let Ok(charge) = self.user.charge() else {
+                break;
+            };
+            charges[j] = Some(charge);
+            n = j + 1;
+        }
+        // A reservation makes room for every later insertion (see `HashLists::reserve_one`).
+        if n < 2 || index.table.reserve_one().is_err() {
+            return 0;
+        }
+        let mut results = [0i64; RUN_MAX];
+        let k = src.submit_run(&run[..n], &mut results[..n]).min(n);
+        for (j, (charge, out)) in charges.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
+            let result = match (j.cmp(&k), results[j]) {
+                (Ordering::Less, r) => Ok(r),
+                (Ordering::Equal, p) if p > 0 => Err(p),
+                _ => break,
+            };
+            *out = charge.take().map(|charge| Presubmitted { charge, result });
+        }
+        n
+    }
+
+    /// `KEVENT_CTL_ADD` of the entry `uk` of a run that [`Queue::submit_run`] finished or made
+    /// progress on (`pre`), under `index`: the entry was checked and charged then, and nothing
+    /// was added since with its key.
+    pub(crate) fn add_presubmitted(
+        self: ArcBorrow<'_, Self>,
+        index: &mut Index,
+        src: &dyn Source,
+        info: &Info,
+        uk: &Ukevent,
+        more: bool,
+        pre: Presubmitted,
+    ) -> Result {
+        // Cannot fail: `submit_run` reserved room.
+        index.table.reserve_one()?;
+        let mut built = None;
+        let new = NewKevent::new(
+            self,
+            info,
+            Key::of(uk, info),
+            Request::of(uk),
+            pre.charge,
+            &mut built,
+        );
+        let attached = src.attach_submitted(new, uk, more, index, pre.result);
+        self.index_attached(index, built, attached)
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`, under `index`.
@@ -472,7 +568,19 @@ impl Queue {
             self.user.charge()?,
             &mut built,
         );
-        match src.attach(new, uk, more, index) {
+        let attached = src.attach(new, uk, more, index);
+        self.index_attached(index, built, attached)
+    }
+
+    /// After [`Source::attach`] (or [`Source::attach_submitted`]) returned `attached`, with the
+    /// kevent it built (if any) in `built`: indexes the kevent, or drops it after a failure.
+    fn index_attached(
+        &self,
+        index: &mut Index,
+        built: Option<ListArc<Kevent, INDEX>>,
+        attached: Result<Attach>,
+    ) -> Result {
+        match attached {
             // `Attach` is only made from what `build` made: `built` holds the kevent.
             // The request finished and was reported without a kevent: nothing to index.
             Ok(attach) if attach.is_posted() => Ok(()),

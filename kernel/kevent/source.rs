@@ -40,6 +40,8 @@ pub(crate) struct Info {
     pub(crate) cancel_errno: i32,
     /// The source takes batch hints ([`Source::attach`]'s `more`, and [`Source::flush`]).
     pub(crate) batches: bool,
+    /// The source takes runs of entries in one call ([`Source::submit_run`]).
+    pub(crate) runs: bool,
     /// The source's kevents have level state: [`Attached::recheck`] is called at each delivery
     /// (never otherwise).
     pub(crate) rechecks: bool,
@@ -60,6 +62,7 @@ impl Info {
             oneshot: false,
             cancel_errno: 0,
             batches: false,
+            runs: false,
             rechecks: false,
             notifies: false,
         }
@@ -115,6 +118,33 @@ pub(crate) trait Source: Sync {
     /// added. Process context, may sleep; under the queue's index mutex (held for the whole
     /// batch).
     fn flush(&self, _uk: &Ukevent) {}
+
+    /// Tries the entries `run` (2 to [`RUN_MAX`] consecutive `KEVENT_CTL_ADD` entries with the
+    /// same type, id and event, each checked and charged by the core) as one operation, as
+    /// the source would try them one after the other before anything is made for them; only for
+    /// a source with [`Info::runs`]. Returns how many finished, from the first on, with their
+    /// results (a value, or `-errno`) in `results`; after them, `results` holds the progress of
+    /// the first entry that did not finish (0 if it was not touched, nor any after it). Process
+    /// context, may sleep; under the queue's index mutex.
+    ///
+    /// [`RUN_MAX`]: crate::queue::RUN_MAX
+    fn submit_run(&self, _run: &[Ukevent], _results: &mut [i64]) -> usize {
+        0
+    }
+
+    /// [`Source::attach`] for an entry of a run that [`Source::submit_run`] finished (`Ok` with
+    /// its result) or made progress on (`Err` with the progress): reports it, or makes and
+    /// attaches its kevent to go on from there. Only for a source with [`Info::runs`].
+    fn attach_submitted(
+        &self,
+        _new: NewKevent<'_>,
+        _uk: &Ukevent,
+        _more: bool,
+        _index: &mut Index,
+        _submitted: core::result::Result<i64, i64>,
+    ) -> Result<Attach> {
+        Err(EINVAL)
+    }
 }
 
 /// The source's side of one kevent: the tail of the kevent's allocation ([`KeventOf`]).

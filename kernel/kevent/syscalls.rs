@@ -7,7 +7,7 @@
 
 use crate::{
     abi::*,
-    queue::{Index, Queue, Sink},
+    queue::{Index, Presubmitted, Queue, Sink, RUN_MAX},
     ring::Ring,
     source::{Info, Source},
 };
@@ -94,6 +94,7 @@ fn ctl_one(
     uk: &Ukevent,
     src: Option<(&dyn Source, &Info)>,
     more: bool,
+    pre: Option<Presubmitted>,
 ) -> Result {
     if uk.0.reserved != 0 {
         return Err(EINVAL);
@@ -103,7 +104,10 @@ fn ctl_one(
         KEVENT_CTL_REMOVE => queue.remove_locked(index, src.ok_or(ENOENT)?.0, uk),
         KEVENT_CTL_ADD => {
             let (src, info) = src.ok_or(EINVAL)?;
-            queue.add_with(index, src, info, uk, more)
+            match pre {
+                Some(pre) => queue.add_presubmitted(index, src, info, uk, more, pre),
+                None => queue.add_with(index, src, info, uk, more),
+            }
         }
         _ => queue.modify_locked(index, src.ok_or(EINVAL)?.0, uk),
     }
@@ -124,6 +128,11 @@ fn same_run(a: &Ukevent, b: &Ukevent) -> bool {
 /// entry has the same type, id and event is attached with `more`, and the source's
 /// [`Source::flush`] runs after the last entry of such a run, whatever became of the run's
 /// entries.
+///
+/// Runs: at the first of such consecutive `KEVENT_CTL_ADD` entries (and again every [`RUN_MAX`]
+/// entries of a longer run), a source that takes runs ([`Info::runs`]) tries up to [`RUN_MAX`]
+/// of them as one operation ([`Queue::submit_run`]); the entries it finished or started are then
+/// added with that ([`Queue::add_presubmitted`]), in order, and the others as any entry.
 pub(crate) fn apply(
     queue: ArcBorrow<'_, Queue>,
     cmd: c_uint,
@@ -138,12 +147,14 @@ pub(crate) fn apply(
     // The source of the previous entry's type, and what it says of itself: looked up once for
     // a run of entries of one type.
     let mut last: Option<(u32, Option<(&'static dyn Source, Info)>)> = None;
+    // What the last run tried did for its entries `run_at..run_end`.
+    let mut pre: [Option<Presubmitted>; RUN_MAX] = Default::default();
+    let (mut run_at, mut run_end) = (0, 0);
     for i in 0..batch.len() {
         let next_same = matches!(batch.get(i..i + 2), Some([uk, next]) if same_run(uk, next));
-        let Some(uk) = batch.get_mut(i) else {
+        let Some(ty) = batch.get(i).map(|uk| uk.0.type_) else {
             break;
         };
-        let ty = uk.0.type_;
         let found = match last {
             Some((t, found)) if t == ty => found,
             _ => {
@@ -154,7 +165,27 @@ pub(crate) fn apply(
         };
         let src = found.as_ref().map(|(s, info)| (*s, info));
         let more = cmd == KEVENT_CTL_ADD && next_same && src.is_some_and(|(_, i)| i.batches);
-        match ctl_one(queue, &mut index, cmd, uk, src, more) {
+        if let Some((s, info)) = src {
+            if cmd == KEVENT_CTL_ADD && next_same && info.runs && i >= run_end {
+                let end = batch.len().min(i + RUN_MAX);
+                let n = 1 + batch[i..end]
+                    .windows(2)
+                    .take_while(|w| same_run(&w[0], &w[1]))
+                    .count();
+                // The entries after a prefix that was not tried may start a run of their own.
+                let tried = queue.submit_run(&mut index, s, info, &batch[i..i + n], &mut pre);
+                (run_at, run_end) = (i, i + tried.max(1));
+            }
+        }
+        let this = if i < run_end {
+            pre.get_mut(i - run_at).and_then(Option::take)
+        } else {
+            None
+        };
+        let Some(uk) = batch.get_mut(i) else {
+            break;
+        };
+        match ctl_one(queue, &mut index, cmd, uk, src, more, this) {
             Ok(()) => {
                 uk.0.ret_flags = KEVENT_RET_DONE;
                 uk.0.ret_data = 0;

@@ -148,7 +148,7 @@ use kernel::{
         poll_watch::{PollWake, PollWatch},
         File, LocalFile,
     },
-    kevent::{self, Storage, Submitted, Ukevent},
+    kevent::{self, RunDone, Storage, Submitted, Ukevent, RUN_MAX},
     list::{AtomicTracker, List, ListArc, ListLinks, TryNewListArc},
     page::{PAGE_MASK, PAGE_SIZE},
     prelude::*,
@@ -354,6 +354,112 @@ impl kevent::Source for AioSource {
         }
     }
 
+    /// The first passes of a run of sends or receives on one stream socket without a context, in
+    /// one socket call over all their buffers (an `ITER_IOVEC`): the bytes of a stream go to, or
+    /// come from, the buffers in order, as the passes one after the other would move them. A
+    /// receive that gets part of its buffer finishes with it, unless it waits for all. Only the
+    /// entries from the first on whose arguments are right and whose buffer is user memory are
+    /// taken, at most [`BUDGET`] bytes in all; the others (and any the call did not reach) are
+    /// left to `submit`, one by one, which reports their errors.
+    fn submit_run(run: &[Ukevent], results: &mut [Result<i64>]) -> RunDone {
+        if !module_parameters::inline_submit.value() {
+            return RunDone::NOTHING;
+        }
+        let Some(Ok(plan)) = run.first().map(Plan::of) else {
+            return RunDone::NOTHING;
+        };
+        // Only a stream's bytes may be split between requests as they come; a sendfile runs
+        // alone.
+        if !plan.stream || plan.op == KEVENT_AIO_SENDFILE || AioSock::exists(plan.sk) {
+            return RunDone::NOTHING;
+        }
+        let recv = plan.op == KEVENT_AIO_RECV;
+        let mut iov: [bindings::iovec; RUN_MAX] = core::array::from_fn(|_| bindings::iovec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        });
+        let mut waitall = [false; RUN_MAX];
+        let (mut n, mut total) = (0, 0);
+        for (uk, (v, w)) in run.iter().zip(iov.iter_mut().zip(waitall.iter_mut())) {
+            let Ok((_, all, len, _)) = Plan::args(uk) else {
+                break;
+            };
+            let addr = uk.arg()[0];
+            // SAFETY: Only checks the range.
+            if len > BUDGET - total || !unsafe { bindings::kevent_aio_access_ok(addr, len) } {
+                break;
+            }
+            *v = bindings::iovec {
+                iov_base: addr as usize as *mut core::ffi::c_void,
+                iov_len: len,
+            };
+            *w = all;
+            n += 1;
+            total += len;
+        }
+        if n < 2 {
+            return RunDone::NOTHING;
+        }
+        let mut msg = bindings::msghdr::default();
+        let dir = if recv {
+            bindings::ITER_DEST
+        } else {
+            bindings::ITER_SOURCE
+        };
+        // SAFETY: `msg_iter` is a valid iterator to initialise, over `n` buffers of user memory
+        // (`access_ok()` above; the copies handle faults) in `iov`, which outlives its use.
+        unsafe {
+            bindings::iov_iter_init(&mut msg.msg_iter, dir, iov.as_ptr(), n as c_ulong, total)
+        };
+        // SAFETY: `socket` is the socket of a file `plan` holds; `msg` is a valid message.
+        let ret = unsafe {
+            if recv {
+                bindings::sock_recvmsg(plan.socket(), &mut msg, bindings::MSG_DONTWAIT as c_int)
+            } else {
+                msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+                bindings::sock_sendmsg(plan.socket(), &mut msg)
+            }
+        };
+        let mut left = match io_result(ret as isize) {
+            // Nothing moved: every entry goes on alone (and waits for the socket). A buffer
+            // that faults may be any entry's (the socket copies in pieces, each all or nothing),
+            // so the entries are tried alone again, and the one at fault reports it.
+            Err(e) if e == EAGAIN || e == EFAULT => return RunDone::NOTHING,
+            Ok(0) if !recv => return RunDone::NOTHING,
+            // Nothing moved, and the first entry alone would have ended so: with an error of
+            // the socket (which the call may have consumed, as `sock_error()` does), or (a
+            // receive) at the end of the stream, which the others then find alone.
+            res @ (Err(_) | Ok(0)) => {
+                results[0] = res.map(|_| 0);
+                return RunDone {
+                    finished: 1,
+                    progress: 0,
+                };
+            }
+            Ok(moved) => moved,
+        };
+        let mut finished = 0;
+        for ((v, &all), res) in iov[..n].iter().zip(&waitall).zip(results.iter_mut()) {
+            if left >= v.iov_len || (recv && !all && left > 0) {
+                let got = left.min(v.iov_len);
+                *res = Ok(got as i64);
+                left -= got;
+                finished += 1;
+            } else {
+                // Part of a send, or of a receive that waits for all, goes on from there; an
+                // entry that got nothing was not touched.
+                return RunDone {
+                    finished,
+                    progress: left as u64,
+                };
+            }
+        }
+        RunDone {
+            finished,
+            progress: 0,
+        }
+    }
+
     /// A run of requests of one operation on one socket ended: if they are sends, push out what
     /// the corked ones held back, whatever became of the run's last entry.
     fn flush(uk: &Ukevent) {
@@ -396,8 +502,9 @@ struct Plan {
 }
 
 impl Plan {
-    /// Checks the entry `uk`: `EINVAL`, `EBADF` or `ENOTSOCK`.
-    fn of(uk: &Ukevent) -> Result<Plan> {
+    /// Checks the arguments of the entry `uk` (`EINVAL`): returns its operation, whether it waits
+    /// for all (a receive), its length, and a sendfile's file offset (0 for the others).
+    fn args(uk: &Ukevent) -> Result<(u32, bool, usize, i64)> {
         let op = uk.event();
         let [arg0, arg1] = uk.arg();
         let waitall = uk.req_flags() & KEVENT_REQ_AIO_WAITALL != 0;
@@ -420,6 +527,13 @@ impl Plan {
             }
             0
         };
+        Ok((op, waitall, len, pos))
+    }
+
+    /// Checks the entry `uk`: `EINVAL`, `EBADF` or `ENOTSOCK`.
+    fn of(uk: &Ukevent) -> Result<Plan> {
+        let (op, waitall, len, pos) = Self::args(uk)?;
+        let arg0 = uk.arg()[0];
 
         // The socket, as `sockfd_lookup()` finds it.
         let fd = u32::try_from(uk.id())

@@ -9,6 +9,7 @@
 #include <linux/sched/signal.h>
 #include <linux/pagemap.h>
 #include <linux/shmem_fs.h>
+#include <linux/uaccess.h>
 
 #include "aio_glue.h"
 
@@ -111,4 +112,10 @@ void kevent_aio_push(struct file *file)
 {
 	if (file->f_op->splice_eof)
 		file->f_op->splice_eof(file);
+}
+
+/* Whether @len bytes at @addr may be user memory (access_ok()). */
+bool kevent_aio_access_ok(u64 addr, size_t len)
+{
+	return access_ok(u64_to_user_ptr(addr), len);
 }

@@ -33,5 +33,6 @@ loff_t kevent_aio_file_size(struct file *file);
 struct mm_struct *kevent_aio_charge_pinned(unsigned long npages);
 void kevent_aio_uncharge_pinned(struct mm_struct *mm, unsigned long npages);
 void kevent_aio_push(struct file *file);
+bool kevent_aio_access_ok(u64 addr, size_t len);
 
 #endif /* _NET_KEVENT_AIO_GLUE_H */

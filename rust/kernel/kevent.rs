@@ -22,6 +22,9 @@
 //!   is registered anywhere (a send that the socket takes whole);
 //! - [`Source::submit`], if implemented (with [`Source::start`]), tries it before any object is
 //!   made for it, from the entry alone;
+//! - [`Source::submit_run`], if implemented (with [`Source::submit`]), tries a run of entries
+//!   for the same object and operation as one operation (a socket sends or receives their
+//!   buffers in one call);
 //! - [`Source::flush`], if implemented, takes the batch hint: [`Source::armed`] learns that the
 //!   next entry of the batch is for the same object and operation (a socket corks a run of sends
 //!   into one segment), and [`Source::flush`] follows the run.
@@ -396,6 +399,20 @@ pub trait Source {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// Tries the entries `run` (2 to [`RUN_MAX`] consecutive `KEVENT_CTL_ADD` entries with the
+    /// same type, id and event) as one operation on their object, moving what
+    /// [`Source::submit`] would move for each of them one after the other (only with
+    /// [`Source::submit`]); same context as [`Source::submit`]. The core has checked and charged
+    /// every entry, so that none fails for a reason of the core's once the run moved data.
+    ///
+    /// Writes the results of the entries it finished, from the first on, into `results`, and
+    /// returns how far it got ([`RunDone`]). Entries that it did not touch go through
+    /// [`Source::submit`] one by one, as any entry; returning [`RunDone::NOTHING`] leaves the
+    /// whole run to it.
+    fn submit_run(_run: &[Ukevent], _results: &mut [Result<i64>]) -> RunDone {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// A run of consecutive `KEVENT_CTL_ADD` entries with the same type, id and event, armed
     /// with `more` (all but the last), ended with `uk`: flushes out what they held back.
     ///
@@ -430,6 +447,26 @@ pub enum Submitted {
     Finished(Result<i64>),
     /// It is not: the progress it made (0 if none), for [`Source::start`] to take over.
     Started(u64),
+}
+
+/// The most entries of a run that one [`Source::submit_run`] takes.
+pub const RUN_MAX: usize = bindings::KEVENT_RUN_MAX as usize;
+
+/// How far [`Source::submit_run`] got through a run.
+pub struct RunDone {
+    /// How many entries finished, from the first on, with the first results.
+    pub finished: usize,
+    /// The progress of the entry after them, which did not finish (more than 0); 0 if that entry
+    /// was not touched. The entries after it are never touched.
+    pub progress: u64,
+}
+
+impl RunDone {
+    /// Nothing was done: every entry goes through [`Source::submit`].
+    pub const NOTHING: RunDone = RunDone {
+        finished: 0,
+        progress: 0,
+    };
 }
 
 /// The `struct kevent_source_ops` of the source `T`.
@@ -563,6 +600,37 @@ impl<T: Source> SourceVTable<T> {
 
     /// # Safety
     ///
+    /// `uk` points to `n` valid `struct ukevent`s in a row, and `results` is valid for writes of
+    /// `n` values, for the duration of the call.
+    unsafe extern "C" fn submit_run(
+        uk: *const bindings::ukevent,
+        n: c_uint,
+        results: *mut i64,
+    ) -> c_int {
+        let n = (n as usize).min(RUN_MAX);
+        // SAFETY: `Ukevent` is a transparent wrapper of the C type; the caller guarantees `n`
+        // valid entries, which the core does not modify during the call.
+        let run = unsafe { core::slice::from_raw_parts(uk.cast::<Ukevent>(), n) };
+        let mut res = [Ok(0); RUN_MAX];
+        let done = T::submit_run(run, &mut res[..n]);
+        let k = done.finished.min(n);
+        // SAFETY: The caller guarantees that `results` is valid for writes of `n` values.
+        let out = unsafe { core::slice::from_raw_parts_mut(results, n) };
+        for (o, r) in out.iter_mut().zip(&res[..k]) {
+            *o = match r {
+                Ok(v) => (*v).max(0),
+                Err(e) => e.to_errno().into(),
+            };
+        }
+        if let Some(o) = out.get_mut(k) {
+            *o = i64::try_from(done.progress).unwrap_or(i64::MAX);
+        }
+        // `k <= RUN_MAX`, which fits.
+        k as c_int
+    }
+
+    /// # Safety
+    ///
     /// `uk` points to a valid `struct ukevent` for the duration of the call.
     unsafe extern "C" fn flush(uk: *const bindings::ukevent) {
         // SAFETY: The core passes a valid entry that it does not modify during the call.
@@ -577,6 +645,7 @@ impl<T: Source> SourceVTable<T> {
         assert!(T::CANCEL_ERRNO == 0 || T::ONESHOT);
         assert!(!T::HAS_START || T::ONESHOT);
         assert!(!T::HAS_SUBMIT || T::HAS_START);
+        assert!(!T::HAS_SUBMIT_RUN || T::HAS_SUBMIT);
         assert!(!T::HAS_NOTIFIED || T::HAS_RECHECK);
         bindings::kevent_source_ops {
             type_: T::TYPE,
@@ -617,6 +686,11 @@ impl<T: Source> SourceVTable<T> {
             },
             flush: if T::HAS_FLUSH {
                 Some(Self::flush)
+            } else {
+                None
+            },
+            submit_run: if T::HAS_SUBMIT_RUN {
+                Some(Self::submit_run)
             } else {
                 None
             },

@@ -4,9 +4,12 @@
  * on TCP (IPv4 loopback) and UNIX stream sockets. Data integrity from 1 byte
  * to 16 MiB, many requests on many sockets, ordering per socket and
  * direction, end of file, WAITALL, errors reported in the completion
- * (reset, bad buffer), cancellation by REMOVE and by close, the queue closed
- * or its process gone with requests in flight, sendfile, and every error of
- * the kevent_ctl() entry.
+ * (reset, bad buffer), runs (consecutive requests of one kevent_ctl() on one
+ * socket and direction, which the kernel may serve in one socket call: each
+ * must still complete as if they had run one after the other),
+ * cancellation by REMOVE and by close, the queue closed or its process gone
+ * with requests in flight, sendfile, and every error of the kevent_ctl()
+ * entry.
  *
  * Every wait is bounded: a request that never completes fails its test
  * instead of hanging it. Buffers of a request that may still be in flight
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -240,6 +244,69 @@ static size_t drain_quiet(int fd, int ms)
 			return total;
 		total += r;
 	}
+}
+
+/* Whether @fd holds at least @len bytes to read within @ms (FIONREAD). */
+static int wait_inq(int fd, size_t len, int ms)
+{
+	long long end = now_ms() + ms;
+	int n;
+
+	for (;;) {
+		if (ioctl(fd, FIONREAD, &n))
+			return 0;
+		if (n >= 0 && (size_t)n >= len)
+			return 1;
+		if (now_ms() >= end)
+			return 0;
+		usleep(1000);
+	}
+}
+
+/* Whether the end of the stream reached @fd (its peer shut down writing) within @ms. */
+static int wait_rdhup(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	long long end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		p.revents = 0;
+		if (poll(&p, 1, (int)(end - now_ms())) > 0 && (p.revents & POLLRDHUP))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Sends @len bytes of @data on @fd with send(), in pieces of 10, 5000, 1
+ * and 8000 bytes, then the rest in one. Returns 0, or -1 if a send fell short.
+ */
+static int send_pieces(int fd, const unsigned char *data, size_t len)
+{
+	static const size_t piece[] = { 10, 5000, 1, 8000, (size_t)-1 };
+	size_t i, n, off = 0;
+
+	for (i = 0; off < len && i < ARRAY_SIZE(piece); i++) {
+		n = len - off < piece[i] ? len - off : piece[i];
+		if (send(fd, data + off, n, 0) != (ssize_t)n)
+			return -1;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * A page of address space with nothing mapped: a hole between two
+ * mappings, which no larger mapping reuses. Never NULL.
+ */
+static unsigned char *unmapped_page(void)
+{
+	const size_t pg = getpagesize();
+	unsigned char *p = mmap(NULL, 3 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED || munmap(p + pg, pg))
+		abort();
+	return p + pg;
 }
 
 /* A connected TCP pair over 127.0.0.1. */
@@ -584,6 +651,266 @@ TEST_F(stream, batch_of_sends)
 	free(out);
 }
 
+/* The receives of recv_run_fills_in_order, in submission order. */
+static const struct {
+	size_t len;
+	unsigned int flags;
+} recv_run[] = {
+	{ 1, 0 },
+	{ 4096, KEVENT_REQ_AIO_WAITALL },
+	{ 3, 0 },
+	{ 16384, KEVENT_REQ_AIO_WAITALL },
+	{ 100, 0 },
+	{ 7000, KEVENT_REQ_AIO_WAITALL },
+	{ 2000, 0 },
+	{ 65536, KEVENT_REQ_AIO_WAITALL },
+	/* More than a run takes (8): two more, after a run's end. */
+	{ 500, 0 },
+	{ 3000, KEVENT_REQ_AIO_WAITALL },
+};
+
+#define NRECV_RUN	ARRAY_SIZE(recv_run)
+
+/*
+ * A batch of receives of different sizes on one socket, with and without
+ * WAITALL: the bytes of the stream land in the buffers in submission order,
+ * each receive taking the next ones. The data in the socket at submission
+ * (sent in 5 pieces) reaches some of them: those it fills complete, one
+ * without WAITALL that it fills in part completes with what it got, one
+ * with WAITALL waits with it; those after wait for more, which completes
+ * them. Three cases: the data ends 40 bytes into receive 4 (no WAITALL),
+ * 10000 bytes into receive 3 (WAITALL), or there is none.
+ */
+TEST_F(stream, recv_run_fills_in_order)
+{
+	static const struct {
+		size_t first;	/* bytes in the socket at submission */
+		size_t done;	/* receives they complete */
+	} cases[] = {
+		{ 1 + 4096 + 3 + 16384 + 40, 5 },
+		{ 1 + 4096 + 3 + 10000, 3 },
+		{ 0, 0 },
+	};
+	unsigned char *stream, *rest, *in[NRECV_RUN];
+	struct ukevent uk[NRECV_RUN], ev[NRECV_RUN];
+	size_t total = 0, first, done, off, n, k, c;
+	const struct ukevent *e;
+
+	for (k = 0; k < NRECV_RUN; k++)
+		total += recv_run[k].len;
+	stream = pattern(total, 77);
+	rest = zeroed(total);
+	for (c = 0; c < ARRAY_SIZE(cases); c++) {
+		first = cases[c].first;
+		done = cases[c].done;
+		for (k = 0; k < NRECV_RUN; k++) {
+			in[k] = zeroed(recv_run[k].len);
+			kevent_prep_aio_recv(&uk[k], self->r, in[k], recv_run[k].len,
+					     recv_run[k].flags, 100 * c + k);
+		}
+		ASSERT_EQ(0, send_pieces(self->s, stream, first));
+		/* All of it in the socket: what each receive takes is known. */
+		ASSERT_TRUE(wait_inq(self->r, first, WAIT_MS)) TH_LOG("case %zu", c);
+		ASSERT_EQ(NRECV_RUN, kevent_add(self->kfd, uk, NRECV_RUN));
+		ASSERT_EQ(done, collect(self->kfd, ev, done, WAIT_MS)) TH_LOG("case %zu", c);
+		EXPECT_TRUE(quiet(self->kfd, QUIET_MS))
+			TH_LOG("case %zu: a receive completed without its data", c);
+		for (k = 0, off = 0; k < done; k++) {
+			n = recv_run[k].len < first - off ? recv_run[k].len : first - off;
+			expect_done(_metadata, find_ev(ev, done, 100 * c + k), self->r,
+				    KEVENT_AIO_RECV, n);
+			off += n;
+		}
+		ASSERT_GE(first, off);
+
+		/* The rest of the stream completes the others. */
+		ASSERT_EQ(0, send_pieces(self->s, stream + first, total - first));
+		ASSERT_EQ(NRECV_RUN - done,
+			  collect(self->kfd, ev + done, NRECV_RUN - done, WAIT_MS))
+			TH_LOG("case %zu", c);
+		for (k = 0, off = 0; k < NRECV_RUN; k++) {
+			e = find_ev(ev, NRECV_RUN, 100 * c + k);
+			ASSERT_NE(NULL, e) TH_LOG("case %zu receive %zu", c, k);
+			ASSERT_EQ(KEVENT_RET_DONE, e->ret_flags)
+				TH_LOG("case %zu receive %zu: %lld", c, k, (long long)e->ret_data);
+			if (recv_run[k].flags & KEVENT_REQ_AIO_WAITALL) {
+				ASSERT_EQ(recv_run[k].len, e->ret_data)
+					TH_LOG("case %zu receive %zu", c, k);
+			} else {
+				ASSERT_LT(0, e->ret_data) TH_LOG("case %zu receive %zu", c, k);
+				ASSERT_GE((long long)recv_run[k].len, e->ret_data)
+					TH_LOG("case %zu receive %zu", c, k);
+			}
+			n = e->ret_data;
+			expect_done(_metadata, e, self->r, KEVENT_AIO_RECV, n);
+			EXPECT_EQ(0, memcmp(in[k], stream + off, n))
+				TH_LOG("case %zu receive %zu: %zu bytes at %zu", c, k, n, off);
+			off += n;
+		}
+		/* What they did not take is in the socket, next in line. */
+		ASSERT_GE(total, off);
+		ASSERT_EQ(total - off, read_full(self->r, rest, total - off, WAIT_MS));
+		EXPECT_EQ(0, memcmp(rest, stream + off, total - off)) TH_LOG("case %zu", c);
+		EXPECT_EQ(0, drain_quiet(self->r, 0));
+		EXPECT_TRUE(quiet(self->kfd, 0));
+		for (k = 0; k < NRECV_RUN; k++)
+			free(in[k]);
+	}
+	free(stream);
+	free(rest);
+}
+
+#define NSEND_RUN	12
+
+/*
+ * A batch of sends of different sizes on one socket: each completes with
+ * its length, and the peer gets their bytes in submission order and nothing
+ * else. The send buffer is made smaller than the large ones, so that the
+ * batch cannot be queued at once: the large one first, in the middle, with
+ * 8 sends before it (past the end of a run) or behind a send still waiting
+ * for room (the batch queued behind it).
+ */
+TEST_F_TIMEOUT(stream, send_run_in_order, 120)
+{
+	static const struct {
+		size_t lead;		/* a send submitted before the batch, or 0 */
+		size_t len[NSEND_RUN];	/* the batch, up to the first 0 */
+	} rounds[] = {
+		{ 0, { 1, 3, 4096, 100, 256 * 1024, 7, 1000, 65536 } },
+		{ 0, { 256 * 1024, 1, 65536, 3, 4096, 7, 100, 1000 } },
+		{ 0, { 1, 2, 3, 4, 5, 6, 7, 8, 256 * 1024, 9, 10, 11 } },
+		{ MiB, { 1, 3, 4096, 100, 256 * 1024, 7, 1000, 65536 } },
+	};
+	unsigned char *out[NSEND_RUN], *lead = NULL, *got;
+	struct ukevent uk[NSEND_RUN], ev[NSEND_RUN + 1];
+	size_t total, off, round, n, k, len;
+	int sndbuf = 64 * 1024;	/* doubled by the kernel: 128 KiB */
+
+	ASSERT_EQ(0, setsockopt(self->s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
+	for (round = 0; round < ARRAY_SIZE(rounds); round++) {
+		total = rounds[round].lead;
+		for (n = 0; n < NSEND_RUN && rounds[round].len[n]; n++) {
+			len = rounds[round].len[n];
+			out[n] = pattern(len, 10 * round + n);
+			kevent_prep_aio_send(&uk[n], self->s, out[n], len, 100 * round + n);
+			total += len;
+		}
+		got = zeroed(total);
+		if (rounds[round].lead) {
+			lead = pattern(rounds[round].lead, 99);
+			ASSERT_EQ(0, aio_send(self->kfd, self->s, lead, rounds[round].lead, 99));
+			/* It waits for room: the batch is queued behind it. */
+			EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+		}
+		ASSERT_EQ(n, kevent_add(self->kfd, uk, n));
+		ASSERT_EQ(total, read_full(self->r, got, total, WAIT_MS))
+			TH_LOG("round %zu: sends held back", round);
+		ASSERT_EQ(n + !!lead, collect(self->kfd, ev, n + !!lead, WAIT_MS))
+			TH_LOG("round %zu", round);
+		off = 0;
+		if (lead) {
+			expect_done(_metadata, find_ev(ev, n + 1, 99), self->s, KEVENT_AIO_SEND,
+				    rounds[round].lead);
+			EXPECT_EQ(0, memcmp(got, lead, rounds[round].lead));
+			off = rounds[round].lead;
+		}
+		for (k = 0; k < n; k++) {
+			len = rounds[round].len[k];
+			expect_done(_metadata, find_ev(ev, n + !!lead, 100 * round + k), self->s,
+				    KEVENT_AIO_SEND, len);
+			EXPECT_EQ(0, memcmp(got + off, out[k], len))
+				TH_LOG("round %zu send %zu: %zu bytes at %zu", round, k, len, off);
+			off += len;
+		}
+		EXPECT_EQ(0, drain_quiet(self->r, QUIET_MS)) TH_LOG("round %zu", round);
+		EXPECT_TRUE(quiet(self->kfd, 0));
+		for (k = 0; k < n; k++)
+			free(out[k]);
+		free(lead);
+		lead = NULL;
+		free(got);
+	}
+}
+
+/*
+ * A name already taken in a run of receives: the entry is refused with
+ * EEXIST, takes no data and writes nothing; the entries around it are
+ * requests as if it were not there. The name is that of the entry before
+ * it in the batch (the second or the third of three), or of a request
+ * submitted before the batch (finished and kept, when the data is there at
+ * submission; waiting, when it comes after).
+ */
+TEST_F(stream, run_with_duplicate_user_data)
+{
+	const size_t len = 10, all = 40;
+	unsigned char *stream = pattern(all, 5), in[4][10], got[40];
+	struct ukevent uk[3], ev[3];
+	int data_first, c, k, refused, ngood, good[3];
+	__u64 ud, ud_k, earlier;
+	size_t off;
+
+	for (data_first = 1; data_first >= 0; data_first--) {
+		/* c 0, 1: entry c + 1 repeats entry c's name; c 2: entry 1 an earlier one's. */
+		for (c = 0; c < 3; c++) {
+			ud = 1000 * !data_first + 100 * c;
+			earlier = ud + 9;
+			refused = c == 2 ? 1 : c + 1;
+			memset(in, 0xee, sizeof(in));
+			ngood = 0;
+			if (data_first) {
+				ASSERT_EQ(all, send(self->s, stream, all, 0));
+				ASSERT_TRUE(wait_inq(self->r, all, WAIT_MS));
+			}
+			if (c == 2) {
+				ASSERT_EQ(0, aio_recv(self->kfd, self->r, in[3], len, 0, earlier));
+				good[ngood++] = 3;
+			}
+			for (k = 0; k < 3; k++) {
+				kevent_prep_aio_recv(&uk[k], self->r, in[k], len,
+						     k & 1 ? KEVENT_REQ_AIO_WAITALL : 0, ud + k);
+				if (k != refused)
+					good[ngood++] = k;
+			}
+			uk[refused].user_data = c == 2 ? earlier : ud + c;
+			ASSERT_EQ(2, kevent_add(self->kfd, uk, 3))
+				TH_LOG("data_first %d case %d", data_first, c);
+			for (k = 0; k < 3; k++) {
+				if (k != refused) {
+					EXPECT_EQ(0, kevent_result(&uk[k]))
+						TH_LOG("data_first %d case %d entry %d",
+						       data_first, c, k);
+					continue;
+				}
+				EXPECT_EQ(KEVENT_RET_BROKEN, uk[k].ret_flags);
+				EXPECT_EQ(-EEXIST, uk[k].ret_data)
+					TH_LOG("data_first %d case %d", data_first, c);
+			}
+			if (!data_first) {
+				EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+				ASSERT_EQ(all, send(self->s, stream, all, 0));
+			}
+			/* Each request takes the next 10 bytes, in submission order. */
+			ASSERT_EQ(ngood, collect(self->kfd, ev, ngood, WAIT_MS));
+			for (k = 0, off = 0; k < ngood; k++, off += len) {
+				ud_k = good[k] == 3 ? earlier : ud + good[k];
+				expect_done(_metadata, find_ev(ev, ngood, ud_k), self->r,
+					    KEVENT_AIO_RECV, len);
+				EXPECT_EQ(0, memcmp(in[good[k]], stream + off, len))
+					TH_LOG("data_first %d case %d request %d",
+					       data_first, c, good[k]);
+			}
+			/* The refused entry's buffer is untouched; the rest is in the socket. */
+			for (k = 0; k < (int)len; k++)
+				ASSERT_EQ(0xee, in[refused][k]);
+			ASSERT_EQ(all - off, read_full(self->r, got, all - off, WAIT_MS));
+			EXPECT_EQ(0, memcmp(got, stream + off, all - off));
+			EXPECT_EQ(0, drain_quiet(self->r, 0));
+			EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+		}
+	}
+	free(stream);
+}
+
 TEST_F(stream, recv_at_eof)
 {
 	char a[16], b[16];
@@ -603,6 +930,50 @@ TEST_F(stream, recv_at_eof)
 	expect_done(_metadata, find_ev(ev, 2, 2), self->r, KEVENT_AIO_RECV, 0);
 	expect_done(_metadata, find_ev(ev, 2, 3), self->r, KEVENT_AIO_RECV, 0);
 	EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+}
+
+/*
+ * A run of receives that meets the end of the stream: the first gets the
+ * 10 bytes sent before it, those after it complete with 0, with WAITALL or
+ * not. With the data and the end there at submission (from s to r), or
+ * coming after it (from r to s).
+ */
+TEST_F(stream, recv_run_at_eof)
+{
+	static const unsigned int flags[4] = { 0, 0, KEVENT_REQ_AIO_WAITALL, 0 };
+	unsigned char out[10], in[4][64];
+	struct ukevent uk[4], ev[4];
+	int data_first, from, to, k;
+
+	fill(out, sizeof(out), 3);
+	for (data_first = 1; data_first >= 0; data_first--) {
+		from = data_first ? self->s : self->r;
+		to = data_first ? self->r : self->s;
+		memset(in, 0, sizeof(in));
+		for (k = 0; k < 4; k++)
+			kevent_prep_aio_recv(&uk[k], to, in[k], sizeof(in[k]), flags[k],
+					     10 * data_first + k);
+		if (data_first) {
+			ASSERT_EQ(sizeof(out), send(from, out, sizeof(out), 0));
+			ASSERT_EQ(0, shutdown(from, SHUT_WR));
+			ASSERT_TRUE(wait_rdhup(to, WAIT_MS));
+		}
+		ASSERT_EQ(4, kevent_add(self->kfd, uk, 4));
+		if (!data_first) {
+			EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+			ASSERT_EQ(sizeof(out), send(from, out, sizeof(out), 0));
+			ASSERT_EQ(0, shutdown(from, SHUT_WR));
+		}
+		ASSERT_EQ(4, collect(self->kfd, ev, 4, WAIT_MS))
+			TH_LOG("data_first %d", data_first);
+		expect_done(_metadata, find_ev(ev, 4, 10 * data_first), to, KEVENT_AIO_RECV,
+			    sizeof(out));
+		EXPECT_EQ(0, memcmp(in[0], out, sizeof(out)));
+		for (k = 1; k < 4; k++)
+			expect_done(_metadata, find_ev(ev, 4, 10 * data_first + k), to,
+				    KEVENT_AIO_RECV, 0);
+		EXPECT_TRUE(quiet(self->kfd, QUIET_MS));
+	}
 }
 
 TEST_F(stream, waitall)
@@ -821,6 +1192,123 @@ TEST(bad_buffer)
 	close(ov[0]);
 	close(ov[1]);
 	close(kfd);
+}
+
+/*
+ * How many bytes of @stream, at most @most, come before the @len bytes of
+ * @got; @most + 1 if none of those places has them.
+ */
+static size_t skipped(const unsigned char *stream, const unsigned char *got, size_t len,
+		      size_t most)
+{
+	size_t skip;
+
+	for (skip = 0; skip <= most; skip++)
+		if (!memcmp(got, stream + skip, len))
+			break;
+	return skip;
+}
+
+/*
+ * A bad buffer in a run fails alone, with EFAULT, as it would after the
+ * requests before it had run: the others complete as if it were not there.
+ * Sends (the bad one first, in the middle, last): the peer gets the good
+ * ones' bytes in order, and nothing else. Receives (the bad one first, in
+ * the middle; the data there at submission, or coming after it, for
+ * WAITALL receives): each good one gets the next bytes of the stream (after
+ * the failed one, possibly after as many as it could have taken: nothing
+ * says what a failed receive consumed) and the rest stays in the socket.
+ */
+TEST_F(stream, bad_buffer_in_run)
+{
+	const size_t len[3] = { 1000, 100, 2000 }, total = 3100;
+	unsigned char *stream = pattern(total, 31), *got = zeroed(total);
+	unsigned char *bad = unmapped_page(), *out[3], *in[3];
+	struct ukevent uk[3], ev[3];
+	int data_first, pos, k, found;
+	const struct ukevent *e;
+	size_t off, skip;
+	__u64 ud;
+
+	for (pos = 0; pos < 3; pos++) {
+		for (k = 0; k < 3; k++) {
+			out[k] = pattern(len[k], 10 * pos + k);
+			kevent_prep_aio_send(&uk[k], self->s, k == pos ? bad : out[k], len[k],
+					     10 * pos + k);
+		}
+		ASSERT_EQ(3, kevent_add(self->kfd, uk, 3));
+		ASSERT_EQ(total - len[pos], read_full(self->r, got, total - len[pos], WAIT_MS))
+			TH_LOG("bad send %d", pos);
+		ASSERT_EQ(3, collect(self->kfd, ev, 3, WAIT_MS));
+		for (k = 0, off = 0; k < 3; k++) {
+			e = find_ev(ev, 3, 10 * pos + k);
+			if (k == pos) {
+				expect_broken(_metadata, e, self->s, EFAULT);
+				continue;
+			}
+			expect_done(_metadata, e, self->s, KEVENT_AIO_SEND, len[k]);
+			EXPECT_EQ(0, memcmp(got + off, out[k], len[k]))
+				TH_LOG("bad send %d: send %d at %zu", pos, k, off);
+			off += len[k];
+		}
+		EXPECT_EQ(0, drain_quiet(self->r, QUIET_MS)) TH_LOG("bad send %d", pos);
+		EXPECT_TRUE(quiet(self->kfd, 0));
+		for (k = 0; k < 3; k++)
+			free(out[k]);
+	}
+
+	for (data_first = 1; data_first >= 0; data_first--) {
+		for (pos = 0; pos < 2; pos++) {
+			ud = 100 * (1 + data_first) + 10 * pos;
+			for (k = 0; k < 3; k++) {
+				in[k] = zeroed(len[k]);
+				kevent_prep_aio_recv(&uk[k], self->r, k == pos ? bad : in[k],
+						     len[k],
+						     data_first ? 0 : KEVENT_REQ_AIO_WAITALL,
+						     ud + k);
+			}
+			/* Enough for each good one even if the bad one took its length. */
+			if (data_first) {
+				ASSERT_EQ(total, send(self->s, stream, total, 0));
+				ASSERT_TRUE(wait_inq(self->r, total, WAIT_MS));
+			}
+			ASSERT_EQ(3, kevent_add(self->kfd, uk, 3));
+			if (!data_first)
+				ASSERT_EQ(total, send(self->s, stream, total, 0));
+			ASSERT_EQ(3, collect(self->kfd, ev, 3, WAIT_MS))
+				TH_LOG("data_first %d bad receive %d", data_first, pos);
+			for (k = 0, off = 0, found = 0; k < 3; k++) {
+				e = find_ev(ev, 3, ud + k);
+				if (k == pos) {
+					expect_broken(_metadata, e, self->r, EFAULT);
+					continue;
+				}
+				expect_done(_metadata, e, self->r, KEVENT_AIO_RECV, len[k]);
+				if (k > pos && !found) {
+					skip = skipped(stream + off, in[k], len[k], len[pos]);
+					ASSERT_GE(len[pos], skip)
+						TH_LOG("data_first %d bad %d: receive %d misplaced",
+						       data_first, pos, k);
+					if (skip)
+						TH_LOG("the failed receive took %zu bytes", skip);
+					off += skip;
+					found = 1;
+				}
+				EXPECT_EQ(0, memcmp(in[k], stream + off, len[k]))
+					TH_LOG("data_first %d bad receive %d: receive %d at %zu",
+					       data_first, pos, k, off);
+				off += len[k];
+			}
+			ASSERT_EQ(total - off, read_full(self->r, got, total - off, WAIT_MS));
+			EXPECT_EQ(0, memcmp(got, stream + off, total - off));
+			EXPECT_EQ(0, drain_quiet(self->r, 0));
+			EXPECT_TRUE(quiet(self->kfd, 0));
+			for (k = 0; k < 3; k++)
+				free(in[k]);
+		}
+	}
+	free(stream);
+	free(got);
 }
 
 /* REMOVE of a pending receive cancels it, once; it took no data. */
