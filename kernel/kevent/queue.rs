@@ -111,12 +111,12 @@ impl Index {
 /// The most entries of a run that one [`Source::submit_run`] takes.
 pub(crate) const RUN_MAX: usize = bindings::KEVENT_RUN_MAX as usize;
 
-/// An entry of a run that [`Queue::submit_run`] tried: its charge, taken before the run moved
-/// anything, and what became of it: `Ok` with its result if it finished, `Err` with its progress
-/// if not.
+/// An entry of a run that [`Queue::submit_run`] admitted: its charge, taken before the run moved
+/// anything, and what the run did with it: `Ok` with its result if it finished, `Err` with its
+/// progress if not, `None` if it did not touch it.
 pub(crate) struct Presubmitted {
     charge: Charge,
-    result: core::result::Result<i64, i64>,
+    result: Option<core::result::Result<i64, i64>>,
 }
 
 /// The buffers of a delivery ([`Queue::deliver`]), allocated with the queue; empty between
@@ -403,8 +403,8 @@ impl Queue {
         uk: &Ukevent,
         more: bool,
     ) -> Result {
-        let key = Self::admit(index, src, info, uk)?;
-        self.attach(index, src, info, key, uk, more)
+        Self::admit(index, src, info, uk)?;
+        self.attach(index, src, info, uk, more)
     }
 
     /// Checks the `KEVENT_CTL_ADD` entry `uk` of the source `src` (`EINVAL`), and that its key
@@ -422,12 +422,12 @@ impl Queue {
     /// event, of a source with [`Info::runs`]) as one operation ([`Source::submit_run`]), under
     /// `index`. Only the longest prefix (of at most [`RUN_MAX`] entries) whose entries would all
     /// be added, as far as the core can tell before the source acts, is tried: each entry is
-    /// checked, its key free and not shared with an entry before it, and its charge taken, so
-    /// that once data moved no entry can fail for a reason of the core's. `out[j]` is then set
-    /// for each entry `j` that the run finished or made progress on, with its charge, to be
-    /// passed to [`Queue::add_presubmitted`]; the others are left `None`, for [`Queue::add_with`]
-    /// as any entry. Returns the length of the prefix tried, or 0 if it was too short to try
-    /// (fewer than two entries).
+    /// admitted (checked, its key free and not shared with an entry before it) and its charge
+    /// taken, so that once data moved no entry can fail for a reason of the core's. `out[j]` is
+    /// set for each admitted entry `j`, with its charge and what the run did with it, to be passed
+    /// to [`Queue::add_presubmitted`] (an entry the run did not touch, or of a prefix too short to
+    /// try, goes on as any entry, without being admitted and charged again). Returns the length
+    /// of the prefix.
     pub(crate) fn submit_run(
         &self,
         index: &mut Index,
@@ -451,26 +451,28 @@ impl Queue {
             charges[j] = Some(charge);
             n = j + 1;
         }
-        // A reservation makes room for every later insertion (see `HashLists::reserve_one`).
-        if n < 2 || index.table.reserve_one().is_err() {
-            return 0;
-        }
         let mut results = [0i64; RUN_MAX];
-        let k = src.submit_run(&run[..n], &mut results[..n]).min(n);
+        // A reservation makes room for every later insertion (see `HashLists::reserve_one`).
+        let k = if n >= 2 && index.table.reserve_one().is_ok() {
+            src.submit_run(&run[..n], &mut results[..n]).min(n)
+        } else {
+            0
+        };
         for (j, (charge, out)) in charges.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
             let result = match (j.cmp(&k), results[j]) {
-                (Ordering::Less, r) => Ok(r),
-                (Ordering::Equal, p) if p > 0 => Err(p),
-                _ => break,
+                (Ordering::Less, r) => Some(Ok(r)),
+                (Ordering::Equal, p) if p > 0 => Some(Err(p)),
+                _ => None,
             };
             *out = charge.take().map(|charge| Presubmitted { charge, result });
         }
         n
     }
 
-    /// `KEVENT_CTL_ADD` of the entry `uk` of a run that [`Queue::submit_run`] finished or made
-    /// progress on (`pre`), under `index`: the entry was checked and charged then, and nothing
-    /// was added since with its key.
+    /// `KEVENT_CTL_ADD` of the entry `uk` of a run that [`Queue::submit_run`] admitted (`pre`),
+    /// under `index`: the entry was checked and charged then, and nothing was added since with
+    /// its key. An entry the run finished or made progress on is added with that; one it did not
+    /// touch, as any entry.
     pub(crate) fn add_presubmitted(
         self: ArcBorrow<'_, Self>,
         index: &mut Index,
@@ -480,19 +482,8 @@ impl Queue {
         more: bool,
         pre: Presubmitted,
     ) -> Result {
-        // Cannot fail: `submit_run` reserved room.
         index.table.reserve_one()?;
-        let mut built = None;
-        let new = NewKevent::new(
-            self,
-            info,
-            Key::of(uk, info),
-            Request::of(uk),
-            pre.charge,
-            &mut built,
-        );
-        let attached = src.attach_submitted(new, uk, more, index, pre.result);
-        self.index_attached(index, built, attached)
+        self.attach_charged(index, src, info, uk, more, pre)
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`, under `index`.
@@ -544,31 +535,50 @@ impl Queue {
         let old = index.table.remove(&key).ok_or(ENOENT)?;
         self.detach(index, &old);
         drop(old);
-        self.attach(index, src, &info, key, uk, false)
+        self.attach(index, src, &info, uk, false)
     }
 
-    /// Builds and attaches a kevent with the free `key` for `uk` (through its source `src`), and
+    /// Builds and attaches a kevent for `uk`, whose key is free (through its source `src`), and
     /// indexes it.
     fn attach(
         self: ArcBorrow<'_, Self>,
         index: &mut Index,
         src: &dyn Source,
         info: &Info,
-        key: Key,
         uk: &Ukevent,
         more: bool,
     ) -> Result {
         index.table.reserve_one()?;
+        let pre = Presubmitted {
+            charge: self.user.charge()?,
+            result: None,
+        };
+        self.attach_charged(index, src, info, uk, more, pre)
+    }
+
+    /// [`Queue::attach`] with the entry's charge taken, and what a run did with it (`pre`).
+    fn attach_charged(
+        self: ArcBorrow<'_, Self>,
+        index: &mut Index,
+        src: &dyn Source,
+        info: &Info,
+        uk: &Ukevent,
+        more: bool,
+        pre: Presubmitted,
+    ) -> Result {
         let mut built = None;
         let new = NewKevent::new(
             self,
             info,
-            key,
+            Key::of(uk, info),
             Request::of(uk),
-            self.user.charge()?,
+            pre.charge,
             &mut built,
         );
-        let attached = src.attach(new, uk, more, index);
+        let attached = match pre.result {
+            Some(submitted) => src.attach_submitted(new, uk, more, index, submitted),
+            None => src.attach(new, uk, more, index),
+        };
         self.index_attached(index, built, attached)
     }
 

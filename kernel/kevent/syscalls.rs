@@ -172,9 +172,9 @@ pub(crate) fn apply(
                     .windows(2)
                     .take_while(|w| same_run(&w[0], &w[1]))
                     .count();
-                // The entries after a prefix that was not tried may start a run of their own.
-                let tried = queue.submit_run(&mut index, s, info, &batch[i..i + n], &mut pre);
-                (run_at, run_end) = (i, i + tried.max(1));
+                // The entries after the prefix the core admitted may start a run of their own.
+                let admitted = queue.submit_run(&mut index, s, info, &batch[i..i + n], &mut pre);
+                (run_at, run_end) = (i, i + admitted.max(1));
             }
         }
         let this = if i < run_end {

@@ -174,6 +174,10 @@ module! {
             default: true,
             description: "Run a request's first pass in kevent_ctl() (kevent_aio.inline_submit=0: always in the work item)",
         },
+        submit_runs: bool {
+            default: true,
+            description: "Move a run of sends or receives on one socket in one socket call (kevent_aio.submit_runs=0: one call a request)",
+        },
     },
 }
 
@@ -362,7 +366,7 @@ impl kevent::Source for AioSource {
     /// taken, at most [`BUDGET`] bytes in all; the others (and any the call did not reach) are
     /// left to `submit`, one by one, which reports their errors.
     fn submit_run(run: &[Ukevent], results: &mut [Result<i64>]) -> RunDone {
-        if !module_parameters::inline_submit.value() {
+        if !module_parameters::inline_submit.value() || !module_parameters::submit_runs.value() {
             return RunDone::NOTHING;
         }
         let Some(Ok(plan)) = run.first().map(Plan::of) else {

@@ -28,9 +28,11 @@
  *	n = kevent_wait(kfd, ev, 1, 8, 1000);
  *	... ev[0].user_data == 7, kevent_aio_result(&ev[0]) bytes or -errno ...
  *
- * Sends prepared with kevent_prep_aio_send() and added one after the other
- * in one kevent_add() on one stream socket are corked together: small ones
- * leave in full segments, not one segment each.
+ * Sends prepared with kevent_prep_aio_send() (or receives, with
+ * kevent_prep_aio_recv()) added one after the other in one kevent_add() on
+ * one stream socket are moved together: up to 8 of them in one socket call,
+ * in order, and small sends leave in full segments, not one segment each.
+ * Each still completes with its own event.
  *
  * A queue made with a ready ring (%KEVENT_RING) has the events that need
  * nothing at delivery (timers that are not periodic, inodes, AIO

@@ -146,9 +146,11 @@
 //! submission order per direction), is always oneshot, and completes with
 //! exactly one event: [`Event::result`] is the number of bytes transferred,
 //! or the error (`ECANCELED` if it was cancelled with [`Queue::remove_aio`]
-//! or its socket descriptor was closed before it completed). Sends on one
-//! stream socket that follow each other in one batch are corked together by
-//! the kernel, so that small ones leave in full segments.
+//! or its socket descriptor was closed before it completed). Sends (or
+//! receives) on one stream socket that follow each other in one batch are
+//! moved together by the kernel, up to 8 in one socket call, in order, and
+//! small sends leave in full segments; each still completes with its own
+//! event.
 //!
 //! ```no_run
 //! use std::os::fd::AsFd;
