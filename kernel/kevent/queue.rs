@@ -469,23 +469,6 @@ impl Queue {
         n
     }
 
-    /// `KEVENT_CTL_ADD` of the entry `uk` of a run that [`Queue::submit_run`] admitted (`pre`),
-    /// under `index`: the entry was checked and charged then, and nothing was added since with
-    /// its key. An entry the run finished or made progress on is added with that; one it did not
-    /// touch, as any entry.
-    pub(crate) fn add_presubmitted(
-        self: ArcBorrow<'_, Self>,
-        index: &mut Index,
-        src: &dyn Source,
-        info: &Info,
-        uk: &Ukevent,
-        more: bool,
-        pre: Presubmitted,
-    ) -> Result {
-        index.table.reserve_one()?;
-        self.attach_charged(index, src, info, uk, more, pre)
-    }
-
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`, under `index`.
     ///
     /// A kevent of a source with a cancel errno is cancelled rather than dropped (see
@@ -548,16 +531,18 @@ impl Queue {
         uk: &Ukevent,
         more: bool,
     ) -> Result {
-        index.table.reserve_one()?;
         let pre = Presubmitted {
             charge: self.user.charge()?,
             result: None,
         };
-        self.attach_charged(index, src, info, uk, more, pre)
+        self.add_presubmitted(index, src, info, uk, more, pre)
     }
 
-    /// [`Queue::attach`] with the entry's charge taken, and what a run did with it (`pre`).
-    fn attach_charged(
+    /// `KEVENT_CTL_ADD` of the entry `uk` of a run that [`Queue::submit_run`] admitted (`pre`),
+    /// under `index` (or, from [`Queue::attach`], of any entry, just charged): the entry was
+    /// checked and charged, and nothing was added since with its key. An entry the run finished
+    /// or made progress on is added with that; one it did not touch, as any entry.
+    pub(crate) fn add_presubmitted(
         self: ArcBorrow<'_, Self>,
         index: &mut Index,
         src: &dyn Source,
@@ -566,6 +551,7 @@ impl Queue {
         more: bool,
         pre: Presubmitted,
     ) -> Result {
+        index.table.reserve_one()?;
         let mut built = None;
         let new = NewKevent::new(
             self,
