@@ -176,7 +176,7 @@ module! {
         },
         submit_runs: bool {
             default: true,
-            description: "Move a run of sends or receives on one socket in one socket call (kevent_aio.submit_runs=0: one call a request)",
+            description: "Move a run of requests in one socket call (0: one call a request)",
         },
     },
 }
