@@ -798,6 +798,31 @@ mod tests {
         a.fire(IN, 9);
         assert_eq!(&delivered(8)[..], &[(13, 9)]);
         assert_eq!((q.nr_kevents(), a.refs()), (0, 0));
+        // At the per-user limit, a run is cut before the entry it cannot charge: with room for
+        // two kevents (and none registered), four entries go as two runs of two, all finished
+        // into a ring, as they would one by one.
+        let r = TestQueue::with_ring(8);
+        a.runs.store(0, ordering::Relaxed);
+        let limit = &raw mut bindings::kevent_max_user_kevents;
+        // SAFETY: The sysctl is a plain `long`; nothing else registers kevents during KUnit.
+        let saved = unsafe { limit.read_volatile() };
+        // SAFETY: As above. It is put back before anything is asserted.
+        unsafe { limit.write_volatile(2) };
+        let mut batch = KVec::new();
+        for ud in 20..24 {
+            batch.push(req(&a, ud, IN), GFP_KERNEL).unwrap();
+        }
+        let done = syscalls::apply(r.as_arc_borrow(), KEVENT_CTL_ADD, &mut batch, run_source_of);
+        // SAFETY: As above.
+        unsafe { limit.write_volatile(saved) };
+        assert_eq!((done, runs(&a)), (4, 22));
+        let ring = r.ring.as_ref().unwrap();
+        let mut got = KVec::new();
+        while let Some(ev) = ring.pop() {
+            got.push((ev.user_data, ev.ret_data), GFP_KERNEL).unwrap();
+        }
+        assert_eq!(&got[..], &[(20, 100), (21, 101), (22, 100), (23, 101)]);
+        assert_eq!((r.nr_kevents(), a.refs()), (0, 0));
     }
 
     #[test]
