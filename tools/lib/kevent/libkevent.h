@@ -30,9 +30,10 @@
  *
  * Sends prepared with kevent_prep_aio_send() (or receives, with
  * kevent_prep_aio_recv()) added one after the other in one kevent_add() on
- * one stream socket are moved together: up to 8 of them in one socket call,
- * in order, and small sends leave in full segments, not one segment each.
- * Each still completes with its own event.
+ * one stream socket are moved together: when nothing waits on the socket,
+ * up to 8 of them (128 KiB in all) in one socket call, in order, and small
+ * sends leave in full segments, not one segment each. Each still completes
+ * with its own event.
  *
  * A queue made with a ready ring (%KEVENT_RING) has the events that need
  * nothing at delivery (timers that are not periodic, inodes, AIO

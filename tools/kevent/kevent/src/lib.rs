@@ -148,9 +148,9 @@
 //! or the error (`ECANCELED` if it was cancelled with [`Queue::remove_aio`]
 //! or its socket descriptor was closed before it completed). Sends (or
 //! receives) on one stream socket that follow each other in one batch are
-//! moved together by the kernel, up to 8 in one socket call, in order, and
-//! small sends leave in full segments; each still completes with its own
-//! event.
+//! moved together by the kernel: when nothing waits on the socket, up to 8
+//! (128 KiB in all) in one socket call, in order, and small sends leave in
+//! full segments; each still completes with its own event.
 //!
 //! ```no_run
 //! use std::os::fd::AsFd;
