@@ -92,7 +92,11 @@ impl Ring {
     /// first position (`seq` = its index).
     pub(crate) fn new(params: &kevent_ring_params) -> Result<Ring> {
         let entries = params.entries;
+        // At least two: a slot's `seq` tells a free slot (`pos`) from a written one (`pos + 1`)
+        // only if the next lap's position differs from both, `pos + entries` with `entries >= 2`;
+        // with one slot a writer would take the slot whose event is still unread.
         if !entries.is_power_of_two()
+            || entries < 2
             || entries > KEVENT_RING_MAX_ENTRIES
             || params.flags != 0
             || params.reserved != [0; 3]
@@ -255,7 +259,7 @@ mod tests {
 
     #[test]
     fn bad_params() {
-        for entries in [0, 3, 6, KEVENT_RING_MAX_ENTRIES * 2] {
+        for entries in [0, 1, 3, 6, KEVENT_RING_MAX_ENTRIES * 2] {
             assert!(matches!(Ring::new(&params(entries)), Err(e) if e == EINVAL));
         }
         let mut p = params(4);
@@ -264,8 +268,24 @@ mod tests {
         let mut p = params(4);
         p.reserved[2] = 1;
         assert!(matches!(Ring::new(&p), Err(e) if e == EINVAL));
-        assert!(Ring::new(&params(1)).is_ok());
+        assert!(Ring::new(&params(2)).is_ok());
         assert!(Ring::new(&params(KEVENT_RING_MAX_ENTRIES)).is_ok());
+    }
+
+    #[test]
+    fn smallest_ring_never_overwrites() {
+        let r = Ring::new(&params(2)).unwrap();
+        let mut p = Producer::default();
+        assert!(r.try_post(&mut p, &ev(1)));
+        assert!(r.try_post(&mut p, &ev(2)));
+        // Full: neither slot may be taken before it is read.
+        assert!(!r.try_post(&mut p, &ev(3)));
+        assert_eq!(r.pop().map(|e| e.user_data), Some(1));
+        assert!(r.try_post(&mut p, &ev(4)));
+        assert!(!r.try_post(&mut p, &ev(5)));
+        assert_eq!(r.pop().map(|e| e.user_data), Some(2));
+        assert_eq!(r.pop().map(|e| e.user_data), Some(4));
+        assert!(r.pop().is_none());
     }
 
     #[test]

@@ -198,7 +198,7 @@ struct ukevent {
 
 /**
  * struct kevent_ring_params - KEVENT_CTL_INIT's buf with KEVENT_RING
- * @entries:	number of slots: a power of two, 1..KEVENT_RING_MAX_ENTRIES
+ * @entries:	number of slots: a power of two, 2..KEVENT_RING_MAX_ENTRIES
  * @flags:	must be zero
  * @reserved:	must be zero
  */

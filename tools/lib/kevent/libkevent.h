@@ -696,7 +696,7 @@ static inline size_t kevent_ring_len(unsigned int entries)
  * kevent_queue_ring() - make a kevent queue with a ready ring, and map it
  * @flags:	%KEVENT_CLOEXEC and/or %KEVENT_NONBLOCK, or 0 (%KEVENT_RING is
  *		added)
- * @entries:	the ring's slots: a power of two, 1 to
+ * @entries:	the ring's slots: a power of two, 2 to
  *		%KEVENT_RING_MAX_ENTRIES (anything else is %EINVAL)
  * @ring:	receives the ring, mapped readable and writable and shared
  * @len:	receives the length of the mapping, for kevent_ring_unmap()

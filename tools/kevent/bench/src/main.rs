@@ -218,7 +218,7 @@ fn probe_kevent() -> KeventProbe {
         }
     };
     // A queue with the smallest ring: EINVAL if the kernel has no rings.
-    let ring = match Queue::with_ring(QueueFlags::CLOEXEC, 1) {
+    let ring = match Queue::with_ring(QueueFlags::CLOEXEC, 2) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err("no ready ring".into()),
         Err(e) => Err(format!("ready ring: {e}")),

@@ -110,7 +110,7 @@ pub struct Ring {
     /// The mapping's length in bytes: at least the header and `entries`
     /// slots.
     len: usize,
-    /// Number of slots, a power of two.
+    /// Number of slots, a power of two, at least 2.
     entries: u32,
 }
 
@@ -129,10 +129,10 @@ fn page_size() -> usize {
 }
 
 /// The length to map for a ring of `entries` slots (`KEVENT_RING_SIZE`
-/// rounded up to pages), or `EINVAL` if `entries` is not a power of two up
-/// to `KEVENT_RING_MAX_ENTRIES`.
+/// rounded up to pages), or `EINVAL` if `entries` is not a power of two
+/// from 2 to `KEVENT_RING_MAX_ENTRIES`.
 pub(crate) fn map_len(entries: u32) -> io::Result<usize> {
-    if !entries.is_power_of_two() || entries > sys::KEVENT_RING_MAX_ENTRIES {
+    if !entries.is_power_of_two() || !(2..=sys::KEVENT_RING_MAX_ENTRIES).contains(&entries) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     // At most 128 + 65536 * 64 bytes: no overflow.

@@ -270,7 +270,7 @@ pub struct KeventRing {
     pub tail: u64,
     /// Events that found the ring full and took the ready list.
     pub overflow: u64,
-    /// Number of slots, a power of two.
+    /// Number of slots, a power of two, at least 2.
     pub entries: u32,
     /// Padding.
     pub __pad1: u32,

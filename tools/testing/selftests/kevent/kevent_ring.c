@@ -246,9 +246,14 @@ TEST(init_errors)
 	EXPECT_EQ(-1, kevent_ctl(0, KEVENT_CTL_INIT, KEVENT_RING, (struct ukevent *)&p));
 	EXPECT_EQ(EINVAL, errno);
 
-	/* The limits themselves, and the other flags with a ring. */
+	/* One slot: too few for a slot's seq to tell free from unread. */
 	q = p;
 	q.entries = 1;
+	EXPECT_EQ(-1, ring_init(KEVENT_RING, &q));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* The limits themselves, and the other flags with a ring. */
+	q.entries = 2;
 	fd = ring_init(KEVENT_RING, &q);
 	EXPECT_LE(0, fd);
 	close(fd);
@@ -322,7 +327,7 @@ TEST(mmap_errors)
 
 TEST(header_initial_state)
 {
-	static const unsigned int sizes[] = { 1, 8, KEVENT_RING_MAX_ENTRIES };
+	static const unsigned int sizes[] = { 2, 8, KEVENT_RING_MAX_ENTRIES };
 	struct kevent_ring *ring;
 	struct kevent_ring_event rev;
 	unsigned int i, j, bad;
