@@ -823,6 +823,28 @@ mod tests {
         }
         assert_eq!(&got[..], &[(20, 100), (21, 101), (22, 100), (23, 101)]);
         assert_eq!((r.nr_kevents(), a.refs()), (0, 0));
+        // A ring with room for two: the run's first results go into it, the third, which
+        // finds it full, is reported by a kevent of its own, as one by one.
+        let small = TestQueue::with_ring(2);
+        let mut batch = KVec::new();
+        for ud in 30..33 {
+            batch.push(req(&a, ud, IN), GFP_KERNEL).unwrap();
+        }
+        let done = syscalls::apply(
+            small.as_arc_borrow(),
+            KEVENT_CTL_ADD,
+            &mut batch,
+            run_source_of,
+        );
+        assert_eq!(done, 3);
+        let ring = small.ring.as_ref().unwrap();
+        let (e0, e1) = (ring.pop().unwrap(), ring.pop().unwrap());
+        assert_eq!((e0.user_data, e0.ret_data, e1.user_data), (30, 100, 31));
+        assert!(ring.pop().is_none());
+        let got = poll(&small, 4).got;
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0.user_data, got[0].0.ret_data), (32, 102));
+        assert_eq!(small.nr_kevents(), 0);
     }
 
     #[test]

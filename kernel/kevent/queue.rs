@@ -111,12 +111,16 @@ impl Index {
 /// The most entries of a run that one [`Source::submit_run`] takes.
 pub(crate) const RUN_MAX: usize = bindings::KEVENT_RUN_MAX as usize;
 
-/// An entry of a run that [`Queue::submit_run`] admitted: its charge, taken before the run moved
-/// anything, and what the run did with it: `Ok` with its result if it finished, `Err` with its
-/// progress if not, `None` if it did not touch it.
-pub(crate) struct Presubmitted {
-    charge: Charge,
-    result: Option<core::result::Result<i64, i64>>,
+/// An entry of a run that [`Queue::submit_run`] admitted.
+pub(crate) enum Presubmitted {
+    /// It finished, and its result is in the ring: nothing more is made for it.
+    Posted,
+    /// Its charge, taken before the run moved anything, and what the run did with it: `Ok` with
+    /// its result if it finished, `Err` with its progress if not, `None` if it did not touch it.
+    Charged {
+        charge: Charge,
+        result: Option<core::result::Result<i64, i64>>,
+    },
 }
 
 /// The buffers of a delivery ([`Queue::deliver`]), allocated with the queue; empty between
@@ -458,15 +462,61 @@ impl Queue {
         } else {
             0
         };
+        let posted = self.post_run(info, &run[..k], &results[..k]);
         for (j, (charge, out)) in charges.iter_mut().zip(out.iter_mut()).enumerate().take(n) {
+            if posted[j] {
+                *out = Some(Presubmitted::Posted);
+                continue;
+            }
             let result = match (j.cmp(&k), results[j]) {
                 (Ordering::Less, r) => Some(Ok(r)),
                 (Ordering::Equal, p) if p > 0 => Some(Err(p)),
                 _ => None,
             };
-            *out = charge.take().map(|charge| Presubmitted { charge, result });
+            *out = charge
+                .take()
+                .map(|charge| Presubmitted::Charged { charge, result });
         }
         n
+    }
+
+    /// Writes the results of the finished entries `run` of a run into the ring, under one hold of
+    /// the ready lock, as [`NewKevent::post_finished`] would one by one: those that need nothing
+    /// more (a value, of a source without level state), while the ring has room. Wakes a waiter
+    /// for each (all for one with `KEVENT_REQ_WAKEUP_ALL`). Returns which were written.
+    fn post_run(&self, info: &Info, run: &[Ukevent], results: &[i64]) -> [bool; RUN_MAX] {
+        let mut posted = [false; RUN_MAX];
+        let Some(ring) = self.ring.as_ref().filter(|_| !info.rechecks) else {
+            return posted;
+        };
+        let (mut one, mut all) = (0, false);
+        let mut ready = self.ready.lock();
+        for ((uk, &r), done) in run.iter().zip(results).zip(posted.iter_mut()) {
+            // A failure takes a kevent, as it would alone.
+            if r < 0 {
+                continue;
+            }
+            let ev = Request::of(uk).ring_event(&Key::of(uk, info), uk.0.event, r);
+            // A full ring is counted in its overflow by the kevent of each entry that follows.
+            if !ring.try_post(&mut ready.producer, &ev) {
+                break;
+            }
+            *done = true;
+            if uk.0.req_flags & KEVENT_REQ_WAKEUP_ALL != 0 {
+                all = true;
+            } else {
+                one += 1;
+            }
+        }
+        drop(ready);
+        if all {
+            self.wake(Wake::All);
+        } else {
+            for _ in 0..one {
+                self.wake(Wake::One);
+            }
+        }
+        posted
     }
 
     /// `KEVENT_CTL_REMOVE` of one kevent of the source `src`, under `index`.
@@ -531,7 +581,7 @@ impl Queue {
         uk: &Ukevent,
         more: bool,
     ) -> Result {
-        let pre = Presubmitted {
+        let pre = Presubmitted::Charged {
             charge: self.user.charge()?,
             result: None,
         };
@@ -551,6 +601,10 @@ impl Queue {
         more: bool,
         pre: Presubmitted,
     ) -> Result {
+        let Presubmitted::Charged { charge, result } = pre else {
+            // Reported already.
+            return Ok(());
+        };
         index.table.reserve_one()?;
         let mut built = None;
         let new = NewKevent::new(
@@ -558,10 +612,10 @@ impl Queue {
             info,
             Key::of(uk, info),
             Request::of(uk),
-            pre.charge,
+            charge,
             &mut built,
         );
-        let attached = match pre.result {
+        let attached = match result {
             Some(submitted) => src.attach_submitted(new, uk, more, index, submitted),
             None => src.attach(new, uk, more, index),
         };
