@@ -359,7 +359,8 @@ impl Source for ExternSource {
             oneshot: ops.oneshot,
             cancel_errno: ops.cancel_errno,
             batches: ops.flush.is_some(),
-            runs: ops.submit_run.is_some() && ops.submit.is_some(),
+            // `valid()` refuses a `submit_run` without `submit`.
+            runs: ops.submit_run.is_some(),
             rechecks: ops.recheck.is_some(),
             notifies: ops.notified.is_some() && ops.recheck.is_some(),
         }

@@ -728,7 +728,7 @@ mod tests {
     fn runs_are_tried_together() {
         let (a, b) = (FakeObj::new(), FakeObj::new());
         let q = TestQueue::new();
-        let apply = |entries: &[Ukevent]| {
+        let apply_to = |q: &TestQueue, entries: &[Ukevent]| {
             let mut batch = KVec::new();
             for e in entries {
                 batch.push(*e, GFP_KERNEL).unwrap();
@@ -737,6 +737,7 @@ mod tests {
                 syscalls::apply(q.as_arc_borrow(), KEVENT_CTL_ADD, &mut batch, run_source_of);
             (done, batch)
         };
+        let apply = |entries: &[Ukevent]| apply_to(&q, entries);
         let delivered = |max: usize| {
             let mut got: KVec<(u64, i64)> = KVec::new();
             for e in poll(&q, max).got.iter() {
@@ -808,11 +809,7 @@ mod tests {
         let saved = unsafe { limit.read_volatile() };
         // SAFETY: As above. It is put back before anything is asserted.
         unsafe { limit.write_volatile(2) };
-        let mut batch = KVec::new();
-        for ud in 20..24 {
-            batch.push(req(&a, ud, IN), GFP_KERNEL).unwrap();
-        }
-        let done = syscalls::apply(r.as_arc_borrow(), KEVENT_CTL_ADD, &mut batch, run_source_of);
+        let (done, _) = apply_to(&r, &[20, 21, 22, 23].map(|ud| req(&a, ud, IN)));
         // SAFETY: As above.
         unsafe { limit.write_volatile(saved) };
         assert_eq!((done, runs(&a)), (4, 22));
@@ -826,16 +823,7 @@ mod tests {
         // A ring with room for two: the run's first results go into it, the third, which
         // finds it full, is reported by a kevent of its own, as one by one.
         let small = TestQueue::with_ring(2);
-        let mut batch = KVec::new();
-        for ud in 30..33 {
-            batch.push(req(&a, ud, IN), GFP_KERNEL).unwrap();
-        }
-        let done = syscalls::apply(
-            small.as_arc_borrow(),
-            KEVENT_CTL_ADD,
-            &mut batch,
-            run_source_of,
-        );
+        let (done, _) = apply_to(&small, &[30, 31, 32].map(|ud| req(&a, ud, IN)));
         assert_eq!(done, 3);
         let ring = small.ring.as_ref().unwrap();
         let (e0, e1) = (ring.pop().unwrap(), ring.pop().unwrap());
